@@ -1,0 +1,1 @@
+"""The edges of sdh: HTTP API, CLI and the composition root."""

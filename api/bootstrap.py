@@ -1,0 +1,115 @@
+"""The composition root: builds the hub, the read models and the followers from Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+
+from adapters.settings import Settings
+from adapters.tokens import Authenticator, load_or_create_admin_token
+from adapters.viewstores import PostgresViewStore, SqliteViewStore
+from application.follower import Follower
+from application.hub import Hub
+from projections.base import ReadModels
+from projections.catalog import CatalogProjection, CatalogQueries
+from projections.releases import ReleaseProjection, ReleaseQueries
+from projections.store import ViewStore
+from projections.tenants import TenantProjection, TenantQueries
+from projections.tokens import TokenProjection, TokenQueries
+
+log = logging.getLogger("sdh")
+
+# Arbitrary but fixed: serialises schema creation between processes starting together.
+_SCHEMA_LOCK_KEY = 0x5D4_0001
+
+
+@contextmanager
+def _schema_lock(settings: Settings) -> Iterator[None]:
+    if settings.database_url is None:
+        yield
+        return
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+
+
+def build_view_store(settings: Settings) -> ViewStore:
+    if settings.database_url is not None:
+        return PostgresViewStore(
+            settings.database_url, settings.database_schema, settings.pool_size
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteViewStore(settings.data_dir / "views.sqlite")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    hub: Hub
+    store: ViewStore
+    views: ReadModels
+    catalog: CatalogQueries
+    tenants: TenantQueries
+    releases: ReleaseQueries
+    tokens: TokenQueries
+    auth: Authenticator
+    admin_token_generated: bool
+    followers: list[Follower] = field(default_factory=list)
+
+    @property
+    def projector(self) -> Follower:
+        return self.followers[0]
+
+    def start(self) -> None:
+        for follower in self.followers:
+            follower.start()
+
+    def close(self) -> None:
+        for follower in self.followers:
+            follower.stop()
+        self.store.close()
+        self.hub.close()
+
+    def wait_for(self, position: int) -> bool:
+        """Read-your-writes: wait (bounded) until the read models include ``position``."""
+        if position <= 0:
+            return True
+        self.projector.wake()
+        return self.views.wait_for(position, self.settings.consistency_timeout)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    with _schema_lock(settings):
+        store = build_view_store(settings)
+        hub = Hub(env=settings.event_store_env())
+        views = ReadModels(
+            store, [CatalogProjection(), TenantProjection(), ReleaseProjection(), TokenProjection()]
+        )
+        views.create_tables()
+        tokens = TokenQueries(store)
+        if settings.admin_token:
+            bootstrap_secret, generated = settings.admin_token, False
+        else:
+            bootstrap_secret, generated = load_or_create_admin_token(settings.data_dir)
+        auth = Authenticator(store, tokens, bootstrap_secret)
+    runtime = Runtime(
+        settings=settings,
+        hub=hub,
+        store=store,
+        views=views,
+        catalog=CatalogQueries(store),
+        tenants=TenantQueries(store),
+        releases=ReleaseQueries(store),
+        tokens=tokens,
+        auth=auth,
+        admin_token_generated=generated,
+    )
+    runtime.followers.append(Follower(hub, views, poll_interval=settings.poll_interval))
+    return runtime

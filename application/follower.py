@@ -1,0 +1,96 @@
+"""Followers of the notification log: read from a tracked position, handle, advance.
+
+Projections, the deployer and the relay are all followers. Each keeps its own
+position; the handler stores it (with its effects, where it can) so a restart
+neither loses nor repeats work. Positions may have gaps: never wait for contiguity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from application.hub import Hub
+from application.log import RecordedEvent
+
+log = logging.getLogger("sdh.follower")
+
+
+class EventHandler(Protocol):
+    name: str
+
+    def position(self) -> int: ...
+
+    def handle(self, events: Sequence[RecordedEvent]) -> None: ...
+
+
+class Follower:
+    def __init__(
+        self,
+        hub: Hub,
+        handler: EventHandler,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.hub = hub
+        self.handler = handler
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def run_once(self) -> int:
+        """Handles the next batch; returns how many events it handled."""
+        events = self.hub.read_events(self.handler.position(), self.batch_size)
+        if events:
+            self.handler.handle(events)
+        return len(events)
+
+    def catch_up(self) -> int:
+        total = 0
+        while handled := self.run_once():
+            total += handled
+        return total
+
+    def lag(self) -> int:
+        return max(0, self.hub.last_position() - self.handler.position())
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"follower-{self.handler.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = self.poll_interval
+        while not self._stopping.is_set():
+            try:
+                handled = self.run_once()
+            except Exception as error:
+                # Never skip an event: log, back off, and try the same batch again.
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception(
+                    "follower failed; retrying",
+                    extra={"follower": self.handler.name, "position": self.handler.position()},
+                )
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.last_error = None
+            backoff = self.poll_interval
+            if handled < self.batch_size:
+                self._wakeup.wait(self.poll_interval)
+                self._wakeup.clear()

@@ -1,0 +1,446 @@
+"""The hub: one event-sourced application owning every aggregate of sdh.
+
+Its notification log is the single, totally ordered history that auditors replay,
+projections follow, the deployer reacts to and the relay publishes. Every use case
+loads the aggregates it needs, lets them decide, and saves them in one atomic
+``save``; the store's version check turns any concurrent write into a conflict,
+which is retried from a fresh load a few times before being reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import jsonschema
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment as LibraryEnvironment
+
+from application.log import RecordedEvent, decode
+from application.ports import Clock, SystemClock
+from application.secrets import hash_token, new_token_secret
+from domain.access import ApiToken, parse_role
+from domain.application import Application as App
+from domain.environment import Environment
+from domain.errors import (
+    CatalogDataInvalidError,
+    ConcurrentModificationError,
+    DuplicateError,
+    InvalidCatalogSchemaError,
+    NotFoundError,
+)
+from domain.ids import check_name, check_semver, check_tenant_id
+from domain.release import Release
+from domain.tenant import Tenant
+from domain.track import ReleaseTrack
+
+log = logging.getLogger("sdh.hub")
+
+T = TypeVar("T", bound=Aggregate)
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the log position of its last event (0 when it changed
+    nothing), so callers can wait for read models to pass it."""
+
+    position: int
+    changed: bool
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    name: str
+    role: str
+    tenant_id: str | None
+    secret: str
+    expires_at: str | None
+    position: int
+
+
+class Hub(Application[UUID]):
+    name = "sdh"
+    # Rollouts of big releases make long streams; snapshots keep loading them cheap.
+    snapshotting_intervals = {Release: 200, App: 200, Tenant: 200}
+
+    def __init__(self, env: Mapping[str, str], clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        super().__init__(env=dict(env))
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> LibraryEnvironment:
+        # Only the settings we pass: the library would otherwise read os.environ.
+        merged = dict(type(self).env)
+        if type(self).snapshotting_intervals:
+            merged["IS_SNAPSHOTTING_ENABLED"] = "y"
+        merged.update(env or {})
+        return LibraryEnvironment(name, merged)
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _load(self, cls: type[T], aggregate_id: UUID, what: str) -> T:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"{what} not found") from None
+        if not isinstance(aggregate, cls):  # pragma: no cover - ids are namespaced per kind
+            raise NotFoundError(f"{what} not found")
+        return aggregate
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self.repository
+
+    def _execute(self, command: Callable[[], Iterable[Aggregate | None]]) -> Outcome:
+        """Runs ``command`` (load, decide) and saves what it returns in one transaction.
+
+        A conflict means someone else wrote one of the aggregates since we loaded it:
+        run the command again on fresh state, so its rules see what the winner did.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            aggregates = [a for a in command() if a is not None]
+            if not any(a.pending_events for a in aggregates):
+                return Outcome(position=0, changed=False)
+            try:
+                recordings = self.save(*aggregates)
+            except IntegrityError:
+                log.info("conflict on save, retrying", extra={"attempt": attempt + 1})
+                continue
+            return Outcome(position=recordings[-1].notification.id, changed=True)
+        raise ConcurrentModificationError(
+            "another request changed the same objects at the same time; retry"
+        )
+
+    def _create(self, factory: Callable[[], T], what: str) -> Outcome:
+        def command() -> list[Aggregate]:
+            aggregate = factory()
+            if self._exists(aggregate.id):
+                raise DuplicateError(f"{what} already exists")
+            return [aggregate]
+
+        return self._execute(command)
+
+    # --- reading the log ------------------------------------------------------------
+
+    def read_events(self, after: int, limit: int) -> list[RecordedEvent]:
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        return [decode(n, self.mapper) for n in notifications]
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # --- platform catalog -------------------------------------------------------------
+
+    def register_environment(
+        self, name: str, cluster: str, namespace: str, description: str, actor: str
+    ) -> Outcome:
+        return self._create(
+            lambda: Environment.register(name, cluster, namespace, description, actor),
+            f"environment {name!r}",
+        )
+
+    def register_application(
+        self, name: str, project: str, description: str, actor: str
+    ) -> Outcome:
+        return self._create(
+            lambda: App.register(name, project, description, actor), f"application {name!r}"
+        )
+
+    def get_application(self, name: str) -> App:
+        check_name(name, "application")
+        return self._load(App, App.create_id(name), f"application {name!r}")
+
+    def get_environment(self, name: str) -> Environment:
+        check_name(name, "environment")
+        return self._load(Environment, Environment.create_id(name), f"environment {name!r}")
+
+    def set_pipeline(
+        self,
+        application: str,
+        environment: str,
+        target: dict[str, Any],
+        pre_deploy: dict[str, Any] | None,
+        post_deploy: dict[str, Any] | None,
+        actor: str,
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            app = self.get_application(application)
+            self.get_environment(environment)
+            app.set_pipeline(environment, target, pre_deploy, post_deploy, actor)
+            return [app]
+
+        return self._execute(command)
+
+    def register_image(
+        self, application: str, workflow: str, image: str, commit: str, actor: str
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            app = self.get_application(application)
+            app.register_image(workflow, image, commit, actor)
+            return [app]
+
+        return self._execute(command)
+
+    # --- tenants ----------------------------------------------------------------------
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        check_tenant_id(tenant_id)
+        return self._load(Tenant, Tenant.create_id(tenant_id), f"tenant {tenant_id!r}")
+
+    def register_tenant(
+        self, tenant_id: str, display_name: str, description: str, actor: str
+    ) -> Outcome:
+        return self._create(
+            lambda: Tenant.register(tenant_id, display_name, description, actor),
+            f"tenant {tenant_id!r}",
+        )
+
+    def change_tenant(
+        self, tenant_id: str, display_name: str | None, description: str | None, actor: str
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            tenant = self.get_tenant(tenant_id)
+            tenant.change_details(display_name, description, actor)
+            return [tenant]
+
+        return self._execute(command)
+
+    def add_installation(
+        self, tenant_id: str, installation_id: str, display_name: str, actor: str
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            tenant = self.get_tenant(tenant_id)
+            reservation = tenant.add_installation(installation_id, display_name, actor)
+            if self._exists(reservation.id):
+                raise DuplicateError(f"installation {installation_id!r} already exists")
+            return [tenant, reservation]
+
+        return self._execute(command)
+
+    def map_environments(
+        self, tenant_id: str, installation_id: str, environments: Sequence[str], actor: str
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            tenant = self.get_tenant(tenant_id)
+            wanted = [self.get_environment(name) for name in dict.fromkeys(environments)]
+            installation = tenant.installations.get(installation_id)
+            current_names = installation["environments"] if installation else []
+            currently_mapped = [self.get_environment(n) for n in current_names]
+            changed = tenant.map_environments(installation_id, wanted, currently_mapped, actor)
+            return [tenant, *changed]
+
+        return self._execute(command)
+
+    # --- release tracks and releases --------------------------------------------------
+
+    def get_track(self, name: str) -> ReleaseTrack:
+        check_name(name, "track")
+        return self._load(ReleaseTrack, ReleaseTrack.create_id(name), f"release track {name!r}")
+
+    def get_release(self, track: str, semver: str) -> Release:
+        check_name(track, "track")
+        try:
+            check_semver(semver)
+        except Exception:
+            raise NotFoundError(f"release {semver!r} of track {track!r} not found") from None
+        return self._load(
+            Release, Release.create_id(track, semver), f"release {semver!r} of track {track!r}"
+        )
+
+    def create_track(
+        self, name: str, description: str, catalog_schema: dict[str, Any] | None, actor: str
+    ) -> Outcome:
+        if catalog_schema is not None:
+            try:
+                jsonschema.validators.validator_for(catalog_schema).check_schema(catalog_schema)
+            except jsonschema.SchemaError as e:
+                raise InvalidCatalogSchemaError(
+                    f"catalog_schema is not a valid JSON Schema: {e.message}"
+                ) from None
+        return self._create(
+            lambda: ReleaseTrack.create(name, description, catalog_schema, actor),
+            f"release track {name!r}",
+        )
+
+    def create_release(
+        self,
+        track: str,
+        semver: str,
+        name: str | None,
+        description: str,
+        clone_from: str | None,
+        actor: str,
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            self.get_track(track)
+            if clone_from is not None:
+                source = self.get_release(track, clone_from)
+                release = Release.clone(source, semver, name, description, actor)
+            else:
+                release = Release.create(track, semver, name, description, actor)
+            if self._exists(release.id):
+                raise DuplicateError(f"release {semver!r} already exists in track {track!r}")
+            return [release]
+
+        return self._execute(command)
+
+    def _change_release(self, track: str, semver: str, change: Callable[[Release], Any]) -> Outcome:
+        def command() -> list[Aggregate]:
+            release = self.get_release(track, semver)
+            change(release)
+            return [release]
+
+        return self._execute(command)
+
+    def set_stages(
+        self, track: str, semver: str, stages: Sequence[Sequence[str]], actor: str
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            release = self.get_release(track, semver)
+            missing = [
+                app for stage in stages for app in stage if not self._exists(App.create_id(app))
+            ]
+            if missing:
+                raise NotFoundError(
+                    f"no such application: {', '.join(missing)}", applications=missing
+                )
+            release.set_stages(stages, actor)
+            return [release]
+
+        return self._execute(command)
+
+    def set_release_application(
+        self,
+        track: str,
+        semver: str,
+        application: str,
+        workflow: str | None,
+        image: str | None,
+        instructions: str | None,
+        actor: str,
+    ) -> Outcome:
+        def command() -> list[Aggregate]:
+            release = self.get_release(track, semver)
+            app = self.get_application(application)
+            release.set_application_requirements(app, workflow, image, instructions, actor)
+            return [release]
+
+        return self._execute(command)
+
+    def lock_requirements(self, track: str, semver: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.lock_requirements(actor))
+
+    def unlock_requirements(self, track: str, semver: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.unlock_requirements(actor))
+
+    def targeted_installations(self, release: Release) -> set[tuple[str, str]]:
+        """(tenant_id, installation_id) of every installation one of the release's
+        applications has a pipeline to, computed from the aggregates themselves."""
+        targets: set[tuple[str, str]] = set()
+        for name in release.applications:
+            app = self.get_application(name)
+            for env_name in app.pipelines:
+                env = self.get_environment(env_name)
+                if env.installation is not None:
+                    targets.add(
+                        (env.installation["tenant_id"], env.installation["installation_id"])
+                    )
+        return targets
+
+    def mark_ready(self, track: str, semver: str, actor: str) -> Outcome:
+        def command() -> list[Aggregate]:
+            release = self.get_release(track, semver)
+            release.mark_ready(len(self.targeted_installations(release)), actor)
+            return [release]
+
+        return self._execute(command)
+
+    def hold(self, track: str, semver: str, reason: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.hold(reason, actor))
+
+    def resume(self, track: str, semver: str, reason: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.resume(reason, actor))
+
+    def rescind(self, track: str, semver: str, reason: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.rescind(reason, actor))
+
+    def set_notes(self, track: str, semver: str, markdown: str, actor: str) -> Outcome:
+        return self._change_release(track, semver, lambda r: r.set_notes(markdown, actor))
+
+    def set_catalog(self, track: str, semver: str, data: Any, actor: str) -> Outcome:
+        def command() -> list[Aggregate]:
+            release = self.get_release(track, semver)
+            schema = self.get_track(track).catalog_schema
+            if schema is not None:
+                validator = jsonschema.validators.validator_for(schema)(schema)
+                errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+                if errors:
+                    raise CatalogDataInvalidError(
+                        "catalog data breaks the track's catalog_schema: "
+                        + "; ".join(
+                            f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
+                            for e in errors[:10]
+                        ),
+                        errors=[{"path": list(e.path), "message": e.message} for e in errors[:50]],
+                    )
+            release.set_catalog(data, actor)
+            return [release]
+
+        return self._execute(command)
+
+    # --- tokens -----------------------------------------------------------------------
+
+    def issue_token(
+        self,
+        name: str,
+        role: str,
+        tenant_id: str | None,
+        expires_in_days: int | None,
+        actor: str,
+    ) -> IssuedToken:
+        parsed_role = parse_role(role)
+        secret = new_token_secret()
+        expires_at = (
+            (self.clock.now() + timedelta(days=expires_in_days)).isoformat()
+            if expires_in_days is not None
+            else None
+        )
+
+        def command() -> list[Aggregate]:
+            if tenant_id is not None:
+                self.get_tenant(tenant_id)
+            token_id = ApiToken.create_id(name)
+            if self._exists(token_id):
+                token = self._load(ApiToken, token_id, f"token {name!r}")
+                token.reissue(parsed_role, tenant_id, hash_token(secret), expires_at, actor)
+                return [token]
+            return [
+                ApiToken.issue(name, parsed_role, tenant_id, hash_token(secret), expires_at, actor)
+            ]
+
+        outcome = self._execute(command)
+        return IssuedToken(
+            name=name,
+            role=parsed_role.value,
+            tenant_id=tenant_id,
+            secret=secret,
+            expires_at=expires_at,
+            position=outcome.position,
+        )
+
+    def revoke_token(self, name: str, actor: str) -> Outcome:
+        def command() -> list[Aggregate]:
+            check_name(name, "token")
+            token = self._load(ApiToken, ApiToken.create_id(name), f"token {name!r}")
+            token.revoke(actor)
+            return [token]
+
+        return self._execute(command)
