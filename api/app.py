@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI
 
@@ -69,6 +70,26 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class RefuseNulInUrl:
+    """A NUL in a path or query parameter cannot reach a PostgreSQL text column (the
+    query fails); refuse it as invalid input before any handler runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "")
+            or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
+        ):
+            response = problems.problem(
+                422, "invalid_input", "path and query parameters may not contain NUL"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class CountRequests:
     def __init__(self, app: ASGIApp, counts: Counter[tuple[str, int]]) -> None:
         self.app = app
@@ -120,5 +141,6 @@ def create_app(
     for router in (catalog.router, tenants.router, releases.router, tokens.router, ops.events):
         app.include_router(router, prefix="/api/v1")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefuseNulInUrl)
     app.add_middleware(CountRequests, counts=app.state.request_counts)
     return app

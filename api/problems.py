@@ -99,6 +99,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body that cannot be decoded (bad UTF-8, absurd nesting or numbers) is
+            # invalid input like any other: the contract answers those with 422.
+            return problem(422, "invalid_input", f"body: {exc.detail}")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(
             exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None

@@ -16,8 +16,30 @@ Markdown = Annotated[str, StringConstraints(max_length=100_000)]
 Reason = Annotated[str, StringConstraints(max_length=2000)]
 
 
+def _refuse_nul(value: Any) -> Any:
+    """NUL cannot be stored in a PostgreSQL text column: an event carrying one would stop
+    the read models for good. Refuse it in any string, key or value, at any depth."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("strings may not contain NUL (\\u0000) characters")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return value
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return _refuse_nul(data)
 
 
 class EnvironmentIn(Body):

@@ -17,10 +17,14 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import jsonschema
+import referencing.jsonschema
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment as LibraryEnvironment
+from jsonschema_specifications import REGISTRY as META_SCHEMAS
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from application.log import RecordedEvent, decode
 from application.ports import Clock, SystemClock
@@ -43,6 +47,44 @@ from domain.track import ReleaseTrack
 log = logging.getLogger("sdh.hub")
 
 T = TypeVar("T", bound=Aggregate)
+
+
+def catalog_validator(schema: dict[str, Any]) -> Any:
+    """A validator whose ``$ref``s resolve only within the schema and the standard
+    meta-schemas: a track's schema must never make sdh fetch a URL."""
+    return jsonschema.validators.validator_for(schema)(schema, registry=Registry())
+
+
+def check_catalog_schema(schema: dict[str, Any]) -> None:
+    """A valid JSON Schema whose every ``$ref`` resolves, or InvalidCatalogSchemaError."""
+    try:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        specification = referencing.jsonschema.specification_with(
+            str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id") or "urn:unknown-dialect"),
+            default=referencing.Specification.OPAQUE,
+        )
+        root = specification.create_resource(schema)
+        _check_refs(META_SCHEMAS.resolver_with_root(root), root)
+    except jsonschema.SchemaError as e:
+        raise InvalidCatalogSchemaError(
+            f"catalog_schema is not a valid JSON Schema: {e.message}"
+        ) from None
+    except Unresolvable as e:
+        raise InvalidCatalogSchemaError(
+            f"catalog_schema has a $ref that does not resolve within it: {e}"
+        ) from None
+    except RecursionError:
+        raise InvalidCatalogSchemaError("catalog_schema is nested too deeply") from None
+
+
+def _check_refs(resolver: Any, resource: Any) -> None:
+    contents = resource.contents
+    if isinstance(contents, dict) and isinstance(contents.get("$ref"), str):
+        resolver.lookup(contents["$ref"])
+    for sub in resource.subresources():
+        _check_refs(resolver.in_subresource(sub), sub)
+
 
 MAX_ATTEMPTS = 5
 
@@ -259,12 +301,7 @@ class Hub(Application[UUID]):
         self, name: str, description: str, catalog_schema: dict[str, Any] | None, actor: str
     ) -> Outcome:
         if catalog_schema is not None:
-            try:
-                jsonschema.validators.validator_for(catalog_schema).check_schema(catalog_schema)
-            except jsonschema.SchemaError as e:
-                raise InvalidCatalogSchemaError(
-                    f"catalog_schema is not a valid JSON Schema: {e.message}"
-                ) from None
+            check_catalog_schema(catalog_schema)
         return self._create(
             lambda: ReleaseTrack.create(name, description, catalog_schema, actor),
             f"release track {name!r}",
@@ -380,8 +417,13 @@ class Hub(Application[UUID]):
             release = self.get_release(track, semver)
             schema = self.get_track(track).catalog_schema
             if schema is not None:
-                validator = jsonschema.validators.validator_for(schema)(schema)
-                errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+                validator = catalog_validator(schema)
+                try:
+                    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+                except (Unresolvable, RecursionError) as e:
+                    raise InvalidCatalogSchemaError(
+                        f"the track's catalog_schema cannot be applied: {type(e).__name__}"
+                    ) from None
                 if errors:
                     raise CatalogDataInvalidError(
                         "catalog data breaks the track's catalog_schema: "

@@ -110,8 +110,9 @@ class Release(Aggregate):
         self.semver = semver
         self.name = name
         self.description = description
-        self.stages = stages
-        self.requirements = requirements
+        # Copies: the event keeps its own payload, whatever later appliers change here.
+        self.stages = [list(stage) for stage in stages]
+        self.requirements = {app: dict(req) for app, req in requirements.items()}
         self.cloned_from = cloned_from
         self.locked = False
         self.status = ReleaseStatus.DRAFT
@@ -296,7 +297,7 @@ class Release(Aggregate):
                 f"release {self.label} is {self.status}; hold applies to a ready or "
                 "partially released release"
             )
-        self._held(reason=reason, previous_status=self.status.value, actor=actor)
+        self._held(reason=reason, previous_status=str(self.status), actor=actor)
 
     @event("ReleaseHeld")
     def _held(self, reason: str, previous_status: str, actor: str) -> None:
@@ -308,7 +309,7 @@ class Release(Aggregate):
         self._refuse_if_rescinded()
         if self.status != ReleaseStatus.ON_HOLD or self.status_before_hold is None:
             raise InvalidReleaseStatusError(f"release {self.label} is {self.status}, not on hold")
-        self._resumed(reason=reason, status=self.status_before_hold.value, actor=actor)
+        self._resumed(reason=reason, status=str(self.status_before_hold), actor=actor)
 
     @event("ReleaseResumed")
     def _resumed(self, reason: str, status: str, actor: str) -> None:
@@ -318,7 +319,7 @@ class Release(Aggregate):
 
     def rescind(self, reason: str, actor: str) -> None:
         self._refuse_if_rescinded()
-        self._rescinded(reason=reason, previous_status=self.status.value, actor=actor)
+        self._rescinded(reason=reason, previous_status=str(self.status), actor=actor)
 
     @event("ReleaseRescinded")
     def _rescinded(self, reason: str, previous_status: str, actor: str) -> None:

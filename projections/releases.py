@@ -184,18 +184,25 @@ class ReleaseQueries:
     def tracks(
         self, limit: int, offset: int, only_tenant: str | None = None
     ) -> list[dict[str, Any]]:
+        # A tenant sees only tracks with a release that targets it; filter before paging,
+        # so a page is never short (nor hints at the tracks it may not see).
+        where, params = "", []
+        if only_tenant is not None:
+            where = (
+                " WHERE EXISTS (SELECT 1 FROM sdh_releases r"
+                f" WHERE r.track = sdh_tracks.name AND {_TARGETS_TENANT})"
+            )
+            params = [only_tenant]
         with self.store.reader() as cur:
             cur.execute(
-                f"SELECT {', '.join(self._TRACK_COLUMNS)} FROM sdh_tracks"
+                f"SELECT {', '.join(self._TRACK_COLUMNS)} FROM sdh_tracks{where}"
                 " ORDER BY name LIMIT %s OFFSET %s",
-                (limit, offset),
+                (*params, limit, offset),
             )
             tracks = [self._track(r) for r in rows_as_dicts(cur, self._TRACK_COLUMNS)]
             summaries = self._summaries(cur, [t["name"] for t in tracks], only_tenant)
         for track in tracks:
             track["releases"] = summaries.get(track["name"], [])
-        if only_tenant is not None:
-            tracks = [t for t in tracks if t["releases"]]
         return tracks
 
     def track(self, name: str, only_tenant: str | None = None) -> dict[str, Any] | None:

@@ -77,7 +77,7 @@ def metrics(request: Request, runtime: RuntimeDep) -> str:
 def list_events(
     runtime: RuntimeDep,
     _: ReadAll,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     recorded = runtime.hub.read_events(after, limit)

@@ -1,7 +1,9 @@
 """The release lifecycle as a state machine, checked step by step against a tiny model.
 
-The model is written from API.md's rules, not from ``domain/release.py``: for every command it
-predicts either the new state or the exact refusal (error class and API ``code``). After every
+The model is written from API.md's rules, not from ``domain/release.py`` (where API.md is silent,
+on which workflow an image is taken from, it keeps the current workflow if that built the image,
+else the first that did). For every command it predicts either the new state or the exact
+refusal (error class and API ``code``). After every
 step the aggregate must agree with the model, a refusal must leave it untouched, and replaying
 its stored events must rebuild the same state.
 
@@ -56,7 +58,12 @@ ALL_IMAGES = sorted(
 )
 ALL_WORKFLOWS = ["build", "hotfix", "nightly"]
 NOTES = ["", "# 1.0.0", "Fixes the login bug."]
-CATALOG_DATA: list[Any] = [None, {"tier": "gold"}, {"tier": "gold", "regions": ["eu", "us"]}, [1, 2]]
+CATALOG_DATA: list[Any] = [
+    None,
+    {"tier": "gold"},
+    {"tier": "gold", "regions": ["eu", "us"]},
+    [1, 2],
+]
 REASONS = ["", "incident 42", "customer request"]
 
 # The refusals the model can predict, by their API code.
@@ -154,7 +161,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
 
     # --- running a command against the prediction ----------------------------------------
 
-    def run(self, command: Callable[[], Any], refusal: str | None, changes: bool) -> Any:
+    def expect(self, command: Callable[[], Any], refusal: str | None, changes: bool) -> Any:
         """Runs ``command``; it must raise exactly ``refusal`` (and change nothing) or
         succeed, adding one event when ``changes`` and none otherwise."""
         version = self.release.version
@@ -171,19 +178,26 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         self.store.save(self.release)
         return result
 
-    @initialize(progress=st.sampled_from(["draft", "complete", "locked", "ready", "on_hold"]))
+    @initialize(
+        progress=st.sampled_from(["draft", "staged", "complete", "locked", "ready", "on_hold"])
+    )
     def start_from(self, progress: str) -> None:
         """Random steps seldom get far, so some runs first walk the happy path (each step
         checked like any other) and explore from there."""
         steps: list[Callable[[], None]] = [
             lambda: self.set_stages([["web"], ["api"]]),
+            self.lock_requirements,  # refused: no image chosen yet
             lambda: self.choose("web", None, "web:1", None),
+            self.lock_requirements,  # refused: 'api' still has no image
             lambda: self.choose("api", "build", "api:1", "run migrations"),
             self.lock_requirements,
+            lambda: self.mark_ready(0),  # refused: nothing targeted
             lambda: self.mark_ready(1),
             lambda: self.hold("incident 42"),
         ]
-        reached = {"draft": 0, "complete": 3, "locked": 4, "ready": 5, "on_hold": 6}[progress]
+        reached = {"draft": 0, "staged": 2, "complete": 5, "locked": 7, "ready": 8, "on_hold": 9}[
+            progress
+        ]
         for step in steps[:reached]:
             step()
         assert str(self.release.status) == {"ready": "ready", "on_hold": "on_hold"}.get(
@@ -200,7 +214,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         if refusal is None and (any(not stage for stage in plan) or len(set(apps)) != len(apps)):
             refusal = "invalid_stages"
         changes = plan != m.stages
-        changed = self.run(
+        changed = self.expect(
             lambda: self.release.set_stages(copy.deepcopy(plan), ACTOR), refusal, changes
         )
         if refusal is None:
@@ -212,6 +226,8 @@ class ReleaseLifecycle(RuleBasedStateMachine):
     def choose(
         self, app: str, workflow: str | None, image: str | None, instructions: str | None
     ) -> None:
+        """Sets an application's requirements; the model predicts the workflow and image
+        the release ends up with, or the refusal."""
         m = self.model
         refusal = m.refuse_if_locked()
         if refusal is None and app not in m.applications:
@@ -244,7 +260,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
             if instructions is not None:
                 wanted["instructions"] = instructions
         changes = refusal is None and wanted != m.requirements[app]
-        changed = self.run(
+        changed = self.expect(
             lambda: self.release.set_application_requirements(
                 self.apps[app], workflow, image, instructions, ACTOR
             ),
@@ -267,20 +283,27 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         self.choose(app, workflow, image, instructions)
 
     @rule(data=st.data())
-    def choose_a_registered_image(self, data: st.DataObject) -> None:
-        """Most random choices are refused; this one picks what CI really built for an
-        application of the release, so runs get as far as locked and ready."""
-        candidates = [
-            (app, workflow, image)
-            for app in self.model.applications
-            for workflow, images in CATALOG[app].items()
-            for image in images
-        ]
-        if not candidates:
+    def choose_an_image_for_an_application_of_the_release(self, data: st.DataObject) -> None:
+        """Fully random choices are mostly refused for an application outside the release;
+        this one aims at the release's applications, mostly with images CI really built,
+        so runs get as far as locked and ready."""
+        if not self.model.applications:
             return
-        app, workflow, image = data.draw(st.sampled_from(candidates))
-        named = data.draw(st.booleans())
-        self.choose(app, workflow if named else None, image, None)
+        app = data.draw(st.sampled_from(self.model.applications))
+        built = [(wf, image) for wf, images in CATALOG[app].items() for image in images]
+        any_choice = st.tuples(
+            st.none() | st.sampled_from(ALL_WORKFLOWS), st.sampled_from(ALL_IMAGES)
+        )
+        if built:
+            workflow, image = data.draw(
+                st.sampled_from(built).flatmap(
+                    lambda pair: st.sampled_from([pair, (None, pair[1])])
+                )
+                | any_choice
+            )
+        else:
+            workflow, image = data.draw(any_choice)
+        self.choose(app, workflow, image, None)
 
     @rule()
     def lock_requirements(self) -> None:
@@ -290,7 +313,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
             not m.applications or any(m.requirements[a]["image"] is None for a in m.applications)
         ):
             refusal = "requirements_incomplete"
-        self.run(lambda: self.release.lock_requirements(ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.lock_requirements(ACTOR), refusal, changes=True)
         if refusal is None:
             m.locked = True
 
@@ -298,7 +321,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
     def unlock_requirements(self) -> None:
         m = self.model
         refusal = m.refuse_if_rescinded() or (None if m.locked else "release_not_locked")
-        self.run(lambda: self.release.unlock_requirements(ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.unlock_requirements(ACTOR), refusal, changes=True)
         if refusal is None:
             # Ready needs a lock: unlocking makes the release a draft again.
             m.locked = False
@@ -307,7 +330,6 @@ class ReleaseLifecycle(RuleBasedStateMachine):
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    @rule(targeted=st.sampled_from([0, 1, 3]))
     def mark_ready(self, targeted: int) -> None:
         m = self.model
         refusal = m.refuse_if_rescinded()
@@ -317,9 +339,17 @@ class ReleaseLifecycle(RuleBasedStateMachine):
             refusal = "invalid_status"
         if refusal is None and targeted == 0:
             refusal = "no_targeted_installation"
-        self.run(lambda: self.release.mark_ready(targeted, ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.mark_ready(targeted, ACTOR), refusal, changes=True)
         if refusal is None:
             m.status = "ready"
+
+    @rule(targeted=st.integers(min_value=1, max_value=5))
+    def mark_ready_with_targeted_installations(self, targeted: int) -> None:
+        self.mark_ready(targeted)
+
+    @rule()
+    def mark_ready_without_targeted_installations(self) -> None:
+        self.mark_ready(0)
 
     @rule(reason=st.sampled_from(REASONS))
     def hold(self, reason: str) -> None:
@@ -327,7 +357,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         refusal = m.refuse_if_rescinded()
         if refusal is None and m.status not in ("ready", "partially_released"):
             refusal = "invalid_status"
-        self.run(lambda: self.release.hold(reason, ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.hold(reason, ACTOR), refusal, changes=True)
         if refusal is None:
             m.status_before_hold, m.status = m.status, "on_hold"
             assert self.release.hold_reason == reason
@@ -338,7 +368,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         refusal = m.refuse_if_rescinded()
         if refusal is None and m.status != "on_hold":
             refusal = "invalid_status"
-        self.run(lambda: self.release.resume(reason, ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.resume(reason, ACTOR), refusal, changes=True)
         if refusal is None:
             assert m.status_before_hold is not None
             m.status, m.status_before_hold = m.status_before_hold, None
@@ -347,7 +377,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
     def rescind(self, reason: str) -> None:
         m = self.model
         refusal = m.refuse_if_rescinded()
-        self.run(lambda: self.release.rescind(reason, ACTOR), refusal, changes=True)
+        self.expect(lambda: self.release.rescind(reason, ACTOR), refusal, changes=True)
         if refusal is None:
             m.status, m.status_before_hold = "rescinded", None
             assert self.release.rescind_reason == reason
@@ -359,7 +389,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         m = self.model
         refusal = m.refuse_if_rescinded()
         changes = markdown != m.notes
-        changed = self.run(lambda: self.release.set_notes(markdown, ACTOR), refusal, changes)
+        changed = self.expect(lambda: self.release.set_notes(markdown, ACTOR), refusal, changes)
         if refusal is None:
             assert changed is changes
             m.notes = markdown
@@ -369,7 +399,7 @@ class ReleaseLifecycle(RuleBasedStateMachine):
         m = self.model
         refusal = m.refuse_if_rescinded()
         changes = data != m.catalog
-        changed = self.run(
+        changed = self.expect(
             lambda: self.release.set_catalog(copy.deepcopy(data), ACTOR), refusal, changes
         )
         if refusal is None:
