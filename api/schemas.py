@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -18,13 +19,16 @@ Reason = Annotated[str, StringConstraints(max_length=2000)]
 
 def _refuse_nul(value: Any) -> Any:
     """NUL cannot be stored in a PostgreSQL text column: an event carrying one would stop
-    the read models for good. Refuse it in any string, key or value, at any depth."""
+    the read models for good. Refuse it in any string, key or value, at any depth; and
+    NaN/Infinity, which Python's JSON parser accepts but JSON itself does not have."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
                 raise ValueError("strings may not contain NUL (\\u0000) characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
