@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     lock_timeout: int = 5
     pool_size: int = 5
     max_body_bytes: int = 1_048_576
+    # Rollout: workers running deployments at once, and how long a webhook deployment
+    # may wait for its reported result before it counts as failed.
+    deploy_concurrency: int = Field(default=16, ge=1, le=1024)
+    webhook_timeout: float = Field(default=600.0, gt=0)
+    simulate_seconds: float = Field(default=1.0, ge=0, le=3600)
+    # Where receivers of webhook deployments reach this sdh (for result_url).
+    public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from adapters.settings import Settings
 from api import problems
 from api.bootstrap import Runtime, build_runtime
-from api.routes import catalog, ops, releases, tenants, tokens
+from api.routes import catalog, ops, releases, rollout, tenants, tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -138,7 +138,14 @@ def create_app(
     app.state.request_counts = Counter()
     problems.install(app)
     app.include_router(ops.ops)
-    for router in (catalog.router, tenants.router, releases.router, tokens.router, ops.events):
+    for router in (
+        catalog.router,
+        tenants.router,
+        releases.router,
+        rollout.router,
+        tokens.router,
+        ops.events,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseNulInUrl)

@@ -9,14 +9,19 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from adapters.checkpoint import ViewStoreCheckpoint
+from adapters.deploy.simulate import SimulatedDeployTarget
+from adapters.deploy.webhook import WebhookDeployTarget
 from adapters.settings import Settings
 from adapters.tokens import Authenticator, load_or_create_admin_token
 from adapters.viewstores import PostgresViewStore, SqliteViewStore
+from application.deploy import Deployer, DeployTarget
 from application.follower import Follower
 from application.hub import Hub
 from projections.base import ReadModels
 from projections.catalog import CatalogProjection, CatalogQueries
 from projections.releases import ReleaseProjection, ReleaseQueries
+from projections.rollout import RolloutProjection, RolloutQueries
 from projections.store import ViewStore
 from projections.tenants import TenantProjection, TenantQueries
 from projections.tokens import TokenProjection, TokenQueries
@@ -58,22 +63,35 @@ class Runtime:
     catalog: CatalogQueries
     tenants: TenantQueries
     releases: ReleaseQueries
+    rollouts: RolloutQueries
     tokens: TokenQueries
     auth: Authenticator
     admin_token_generated: bool
+    deployer: Deployer
+    projector: Follower
+    deploy_follower: Follower
     followers: list[Follower] = field(default_factory=list)
+    _deployer_started: bool = False
 
-    @property
-    def projector(self) -> Follower:
-        return self.followers[0]
-
-    def start(self) -> None:
-        for follower in self.followers:
-            follower.start()
+    def start(self, workers: frozenset[str] = frozenset({"projections", "deployer"})) -> None:
+        """Starts the background workers of this process (all of them by default)."""
+        if "projections" in workers:
+            # Catch up first, so the deployer reconciles against current views.
+            self.projector.catch_up()
+            self.projector.start()
+            self.followers.append(self.projector)
+        if "deployer" in workers:
+            self.deployer.start()
+            self._deployer_started = True
+            self.deployer.reconcile()
+            self.deploy_follower.start()
+            self.followers.append(self.deploy_follower)
 
     def close(self) -> None:
         for follower in self.followers:
             follower.stop()
+        if self._deployer_started:
+            self.deployer.stop()
         self.store.close()
         self.hub.close()
 
@@ -81,7 +99,8 @@ class Runtime:
         """Read-your-writes: wait (bounded) until the read models include ``position``."""
         if position <= 0:
             return True
-        self.projector.wake()
+        for follower in self.followers:
+            follower.wake()
         return self.views.wait_for(position, self.settings.consistency_timeout)
 
 
@@ -90,7 +109,14 @@ def build_runtime(settings: Settings) -> Runtime:
         store = build_view_store(settings)
         hub = Hub(env=settings.event_store_env())
         views = ReadModels(
-            store, [CatalogProjection(), TenantProjection(), ReleaseProjection(), TokenProjection()]
+            store,
+            [
+                CatalogProjection(),
+                TenantProjection(),
+                ReleaseProjection(),
+                RolloutProjection(),
+                TokenProjection(),
+            ],
         )
         views.create_tables()
         tokens = TokenQueries(store)
@@ -99,6 +125,20 @@ def build_runtime(settings: Settings) -> Runtime:
         else:
             bootstrap_secret, generated = load_or_create_admin_token(settings.data_dir)
         auth = Authenticator(store, tokens, bootstrap_secret)
+        checkpoint = ViewStoreCheckpoint(store, "deployer")
+    rollouts = RolloutQueries(store)
+    targets: dict[str, DeployTarget] = {
+        "simulate": SimulatedDeployTarget(settings.simulate_seconds),
+        "webhook": WebhookDeployTarget(settings.public_url),
+    }
+    deployer = Deployer(
+        hub,
+        checkpoint,
+        targets,
+        unfinished=rollouts.unfinished,
+        concurrency=settings.deploy_concurrency,
+        pending_timeout=settings.webhook_timeout,
+    )
     runtime = Runtime(
         settings=settings,
         hub=hub,
@@ -107,9 +147,12 @@ def build_runtime(settings: Settings) -> Runtime:
         catalog=CatalogQueries(store),
         tenants=TenantQueries(store),
         releases=ReleaseQueries(store),
+        rollouts=rollouts,
         tokens=tokens,
         auth=auth,
         admin_token_generated=generated,
+        deployer=deployer,
+        projector=Follower(hub, views, poll_interval=settings.poll_interval),
+        deploy_follower=Follower(hub, deployer, poll_interval=settings.poll_interval),
     )
-    runtime.followers.append(Follower(hub, views, poll_interval=settings.poll_interval))
     return runtime

@@ -77,6 +77,8 @@ ManageApplications = Annotated[Principal, require(Permission.MANAGE_APPLICATIONS
 ManageReleases = Annotated[Principal, require(Permission.MANAGE_RELEASES)]
 WriteInstructions = Annotated[Principal, require(Permission.WRITE_INSTRUCTIONS)]
 ManageTokens = Annotated[Principal, require(Permission.MANAGE_TOKENS)]
+RollOut = Annotated[Principal, require(Permission.ROLL_OUT)]
+ReportResults = Annotated[Principal, require(Permission.REPORT_RESULTS)]
 ReadAll = Annotated[Principal, require(Permission.READ_ALL)]
 
 

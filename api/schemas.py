@@ -172,3 +172,14 @@ class TokenIn(Body):
     role: Literal["admin", "release-manager", "deployer", "developer", "viewer", "tenant"]
     tenant_id: TenantId | None = None
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class DeploymentsIn(Body):
+    installations: Annotated[list[Name], Field(min_length=1, max_length=10_000)]
+    applications: Annotated[list[Name], Field(min_length=1, max_length=500)]
+    phase: Literal["pre", "deploy", "post"] = "deploy"
+
+
+class DeploymentResultIn(Body):
+    status: Literal["succeeded", "failed"]
+    message: Annotated[str, StringConstraints(max_length=2000)] = ""

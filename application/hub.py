@@ -35,12 +35,17 @@ from domain.environment import Environment
 from domain.errors import (
     CatalogDataInvalidError,
     ConcurrentModificationError,
+    DeploymentFinishedError,
+    DeploymentRefusedError,
     DuplicateError,
     InvalidCatalogSchemaError,
+    InvalidInputError,
     NotFoundError,
+    StageGateError,
 )
 from domain.ids import check_name, check_semver, check_tenant_id
 from domain.release import Release
+from domain.rollout import PHASES, Rollout, parse_deployment_id
 from domain.tenant import Tenant
 from domain.track import ReleaseTrack
 
@@ -108,10 +113,57 @@ class IssuedToken:
     position: int
 
 
+@dataclass(frozen=True)
+class QueuedDeployment:
+    id: str
+    installation_id: str
+    application: str
+    phase: str
+    status: str = "queued"
+
+
+@dataclass(frozen=True)
+class DeploymentBatch:
+    position: int
+    deployments: list[QueuedDeployment]
+
+
+@dataclass(frozen=True)
+class DeploymentTask:
+    """What a deploy adapter needs to carry out one deployment."""
+
+    id: str
+    track: str
+    semver: str
+    tenant_id: str
+    installation_id: str
+    application: str
+    phase: str
+    image: str
+    environments: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    id: str
+    succeeded: bool
+    message: str
+
+
+@dataclass
+class _Target:
+    tenant_id: str
+    # application -> [{environment, cluster, namespace, pipeline}]
+    applications: dict[str, list[dict[str, Any]]]
+
+
+PHASE_KEYS = {"pre": "pre_deploy", "deploy": "target", "post": "post_deploy"}
+
+
 class Hub(Application[UUID]):
     name = "sdh"
     # Rollouts of big releases make long streams; snapshots keep loading them cheap.
-    snapshotting_intervals = {Release: 200, App: 200, Tenant: 200}
+    snapshotting_intervals = {Release: 200, App: 200, Tenant: 200, Rollout: 100}
 
     def __init__(self, env: Mapping[str, str], clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
@@ -134,6 +186,14 @@ class Hub(Application[UUID]):
             raise NotFoundError(f"{what} not found") from None
         if not isinstance(aggregate, cls):  # pragma: no cover - ids are namespaced per kind
             raise NotFoundError(f"{what} not found")
+        return aggregate
+
+    def _load_or_none(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(aggregate, cls)
         return aggregate
 
     def _exists(self, aggregate_id: UUID) -> bool:
@@ -378,19 +438,36 @@ class Hub(Application[UUID]):
     def unlock_requirements(self, track: str, semver: str, actor: str) -> Outcome:
         return self._change_release(track, semver, lambda r: r.unlock_requirements(actor))
 
-    def targeted_installations(self, release: Release) -> set[tuple[str, str]]:
-        """(tenant_id, installation_id) of every installation one of the release's
-        applications has a pipeline to, computed from the aggregates themselves."""
-        targets: set[tuple[str, str]] = set()
+    def _targets(self, release: Release) -> dict[str, _Target]:
+        """Every installation one of the release's applications has a pipeline to, with
+        the environments each application deploys to there; from the aggregates."""
+        targets: dict[str, _Target] = {}
+        environments: dict[str, Environment] = {}
         for name in release.applications:
             app = self.get_application(name)
-            for env_name in app.pipelines:
-                env = self.get_environment(env_name)
-                if env.installation is not None:
-                    targets.add(
-                        (env.installation["tenant_id"], env.installation["installation_id"])
-                    )
+            for env_name, pipeline in sorted(app.pipelines.items()):
+                if env_name not in environments:
+                    environments[env_name] = self.get_environment(env_name)
+                env = environments[env_name]
+                if env.installation is None:
+                    continue
+                target = targets.setdefault(
+                    env.installation["installation_id"],
+                    _Target(env.installation["tenant_id"], {}),
+                )
+                target.applications.setdefault(name, []).append(
+                    {
+                        "environment": env.name,
+                        "cluster": env.cluster,
+                        "namespace": env.namespace,
+                        "pipeline": pipeline,
+                    }
+                )
         return targets
+
+    def targeted_installations(self, release: Release) -> set[tuple[str, str]]:
+        """(tenant_id, installation_id) of every installation the release targets."""
+        return {(t.tenant_id, i) for i, t in self._targets(release).items()}
 
     def mark_ready(self, track: str, semver: str, actor: str) -> Outcome:
         def command() -> list[Aggregate]:
@@ -484,5 +561,224 @@ class Hub(Application[UUID]):
             token = self._load(ApiToken, ApiToken.create_id(name), f"token {name!r}")
             token.revoke(actor)
             return [token]
+
+        return self._execute(command)
+
+    # --- rollout ----------------------------------------------------------------------
+
+    def request_deployments(
+        self,
+        track: str,
+        semver: str,
+        installations: Sequence[str],
+        applications: Sequence[str],
+        phase: str,
+        actor: str,
+    ) -> DeploymentBatch:
+        """Queues every (installation, application) pair in one atomic save, or none.
+
+        Refused pairs are all listed, with the reason for each: ``not_targeted`` (no
+        pipeline of the application reaches the installation), ``stage_gate``,
+        ``in_progress`` (already queued or running) or ``phase_not_configured``.
+        """
+        if phase not in PHASES:
+            raise InvalidInputError(f"phase must be one of {', '.join(PHASES)}", field="phase")
+        wanted_installations = list(dict.fromkeys(installations))
+        wanted_apps = list(dict.fromkeys(applications))
+        queued: list[QueuedDeployment] = []
+
+        def command() -> list[Aggregate]:
+            queued.clear()
+            release = self.get_release(track, semver)
+            release.check_deployable()
+            unknown = [a for a in wanted_apps if a not in release.applications]
+            if unknown:
+                raise NotFoundError(
+                    f"release {release.label} has no application {', '.join(unknown)}",
+                    applications=unknown,
+                )
+            targets = self._targets(release)
+            refused: list[dict[str, str]] = []
+            accepted: list[tuple[Rollout, str, list[dict[str, Any]]]] = []
+            rollouts: list[Rollout] = []
+            for installation_id in wanted_installations:
+                target = targets.get(installation_id)
+                if target is None:
+                    refused += [
+                        {
+                            "installation_id": installation_id,
+                            "application": app,
+                            "phase": phase,
+                            "reason": "not_targeted",
+                        }
+                        for app in wanted_apps
+                    ]
+                    continue
+                plan = {app: release.stage_of(app) for app in target.applications}
+                rollout_id = Rollout.create_id(track, semver, installation_id)
+                rollout = self._load_or_none(Rollout, rollout_id)
+                if rollout is None:
+                    rollout = Rollout(
+                        track=track,
+                        semver=semver,
+                        tenant_id=target.tenant_id,
+                        installation_id=installation_id,
+                        plan=plan,
+                        actor=actor,
+                    )
+                rollout.update_plan(plan, actor)
+                rollouts.append(rollout)
+                for app in wanted_apps:
+                    environments = [
+                        {k: v for k, v in env.items() if k != "pipeline"}
+                        | {"target": env["pipeline"][PHASE_KEYS[phase]]}
+                        for env in target.applications.get(app, [])
+                        if env["pipeline"][PHASE_KEYS[phase]] is not None
+                    ]
+                    reason = rollout.refusal(app, phase)
+                    if reason is None and not environments:
+                        reason = "phase_not_configured"
+                    if reason is not None:
+                        refused.append(
+                            {
+                                "installation_id": installation_id,
+                                "application": app,
+                                "phase": phase,
+                                "reason": reason,
+                            }
+                        )
+                    else:
+                        accepted.append((rollout, app, environments))
+            if refused:
+                error = (
+                    StageGateError
+                    if any(r["reason"] == "stage_gate" for r in refused)
+                    else DeploymentRefusedError
+                )
+                raise error(
+                    f"{len(refused)} of {len(wanted_installations) * len(wanted_apps)} "
+                    "requested deployments may not run now; nothing was queued",
+                    refused=refused,
+                )
+            for rollout, app, environments in accepted:
+                requirement = release.requirements[app]
+                dep_id = rollout.queue(
+                    app,
+                    phase,
+                    requirement["workflow"],
+                    requirement["image"],
+                    environments,
+                    actor,
+                )
+                queued.append(QueuedDeployment(dep_id, rollout.installation_id, app, phase))
+            release.record_deployments_requested(
+                phase, wanted_installations, wanted_apps, len(accepted), actor
+            )
+            return [release, *rollouts]
+
+        outcome = self._execute(command)
+        return DeploymentBatch(position=outcome.position, deployments=list(queued))
+
+    @staticmethod
+    def _task(rollout: Rollout, dep_id: str) -> DeploymentTask:
+        dep = rollout.deployment(dep_id)
+        return DeploymentTask(
+            id=dep_id,
+            track=rollout.track,
+            semver=rollout.semver,
+            tenant_id=rollout.tenant_id,
+            installation_id=rollout.installation_id,
+            application=dep["application"],
+            phase=dep["phase"],
+            image=dep["image"],
+            environments=[dict(e) for e in dep["environments"]],
+        )
+
+    def deployment_tasks(self, ids: Sequence[str]) -> list[DeploymentTask]:
+        """The tasks of deployments still in progress (for reconciliation); no change."""
+        tasks = []
+        rollouts: dict[UUID, Rollout] = {}
+        for dep_id in ids:
+            rollout_id, _ = parse_deployment_id(dep_id)
+            if rollout_id not in rollouts:
+                rollouts[rollout_id] = self._load(Rollout, rollout_id, f"deployment {dep_id}")
+            if rollouts[rollout_id].deployment(dep_id)["status"] == "in_progress":
+                tasks.append(self._task(rollouts[rollout_id], dep_id))
+        return tasks
+
+    def start_deployments(self, ids: Sequence[str], actor: str) -> list[DeploymentTask]:
+        """Marks queued deployments in progress, in one save, and returns what to run.
+
+        A deployment no longer queued (another worker took it, or it finished) is
+        skipped; one whose release was held or rescinded before it started is failed
+        with that reason instead of being run.
+        """
+        tasks: list[DeploymentTask] = []
+
+        def command() -> list[Aggregate]:
+            tasks.clear()
+            rollouts: dict[UUID, Rollout] = {}
+            releases: dict[UUID, Release] = {}
+            for dep_id in ids:
+                rollout_id, _ = parse_deployment_id(dep_id)
+                if rollout_id not in rollouts:
+                    rollouts[rollout_id] = self._load(Rollout, rollout_id, f"deployment {dep_id}")
+                rollout = rollouts[rollout_id]
+                release_id = Release.create_id(rollout.track, rollout.semver)
+                if release_id not in releases:
+                    releases[release_id] = self.get_release(rollout.track, rollout.semver)
+                release = releases[release_id]
+                dep = rollout.deployment(dep_id)
+                if dep["status"] != "queued":
+                    continue
+                if release.status in ("on_hold", "rescinded"):
+                    rollout.finish(
+                        dep_id,
+                        False,
+                        f"not started: the release was {release.status} first",
+                        actor,
+                    )
+                    continue
+                rollout.start(dep_id, actor)
+                tasks.append(self._task(rollout, dep_id))
+            return list(rollouts.values())
+
+        self._execute(command)
+        return list(tasks)
+
+    def finish_deployments(self, outcomes: Sequence[DeploymentOutcome], actor: str) -> int:
+        """Records outcomes in one save; an outcome contradicting a recorded one is logged
+        and dropped (the first report stands). Returns the position of the last event."""
+
+        def command() -> list[Aggregate]:
+            rollouts: dict[UUID, Rollout] = {}
+            for outcome in outcomes:
+                rollout_id, _ = parse_deployment_id(outcome.id)
+                if rollout_id not in rollouts:
+                    rollouts[rollout_id] = self._load(
+                        Rollout, rollout_id, f"deployment {outcome.id}"
+                    )
+                try:
+                    rollouts[rollout_id].finish(
+                        outcome.id, outcome.succeeded, outcome.message, actor
+                    )
+                except DeploymentFinishedError as error:
+                    log.warning(
+                        "outcome dropped", extra={"deployment": outcome.id, "reason": error.detail}
+                    )
+            return list(rollouts.values())
+
+        return self._execute(command).position
+
+    def report_result(
+        self, deployment_id: str, succeeded: bool, message: str, actor: str
+    ) -> Outcome:
+        """An external deployer's report. Repeating the recorded outcome is harmless."""
+
+        def command() -> list[Aggregate]:
+            rollout_id, _ = parse_deployment_id(deployment_id)
+            rollout = self._load(Rollout, rollout_id, f"deployment {deployment_id!r}")
+            rollout.finish(deployment_id, succeeded, message, actor)
+            return [rollout]
 
         return self._execute(command)

@@ -9,6 +9,19 @@ from uuid import UUID, uuid5
 
 from eventsourcing.persistence import Mapper, Notification
 
+SECRET_KEYS = frozenset({"secret", "token_hash"})
+
+
+def redact(value: Any) -> Any:
+    """Hides credentials (webhook secrets, token hashes) in anything shown to readers or
+    published; the store keeps them, since the deployer needs the secret to sign."""
+    if isinstance(value, dict):
+        return {k: "********" if k in SECRET_KEYS else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 _SKIPPED = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
 
 
@@ -44,7 +57,7 @@ class RecordedEvent:
             "version": self.version,
             "timestamp": self.timestamp.isoformat(),
             "actor": self.actor,
-            "data": self.data,
+            "data": redact(self.data),
         }
 
 

@@ -13,3 +13,11 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class Checkpoint(Protocol):
+    """Where a follower whose effects are outside the database keeps its position."""
+
+    def load(self) -> int: ...
+
+    def save(self, position: int) -> None: ...

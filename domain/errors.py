@@ -125,3 +125,17 @@ class UnknownWorkflowError(InvalidInputError):
 class ApplicationNotInReleaseError(DomainError):
     code = "application_not_in_release"
     kind = ErrorKind.NOT_FOUND
+
+
+class DeploymentRefusedError(DomainError):
+    """Some requested (installation, application) pairs may not deploy; none was queued."""
+
+    code = "deployment_refused"
+
+
+class StageGateError(DeploymentRefusedError):
+    code = "stage_gate"
+
+
+class DeploymentFinishedError(DomainError):
+    code = "deployment_finished"

@@ -25,6 +25,7 @@ from domain.errors import (
     NoTargetedInstallationError,
     ReleaseLockedError,
     ReleaseNotLockedError,
+    ReleaseOnHoldError,
     ReleaseRescindedError,
     RequirementsIncompleteError,
     UnknownImageError,
@@ -326,6 +327,47 @@ class Release(Aggregate):
         self.status = ReleaseStatus.RESCINDED
         self.status_before_hold = None
         self.rescind_reason = reason
+
+    # --- rollout ------------------------------------------------------------------
+
+    def check_deployable(self) -> None:
+        """Deployments are accepted only for a ready (or partially released) release."""
+        self._refuse_if_rescinded()
+        if self.status == ReleaseStatus.ON_HOLD:
+            raise ReleaseOnHoldError(
+                f"release {self.label} is on hold"
+                + (f" ({self.hold_reason})" if self.hold_reason else "")
+                + "; resume it to deploy"
+            )
+        if self.status not in HOLDABLE:
+            raise InvalidReleaseStatusError(
+                f"release {self.label} is {self.status}; mark it ready before deploying"
+            )
+
+    def record_deployments_requested(
+        self, phase: str, installations: list[str], applications: list[str], count: int, actor: str
+    ) -> None:
+        """One event per accepted request: it serialises deployments with hold and rescind
+        on this release's version, and keeps the requirements locked from now on."""
+        self.check_deployable()
+        self._deployments_requested(
+            phase=phase,
+            installations=installations,
+            applications=applications,
+            count=count,
+            actor=actor,
+        )
+
+    @event("DeploymentsRequested")
+    def _deployments_requested(
+        self,
+        phase: str,
+        installations: list[str],
+        applications: list[str],
+        count: int,
+        actor: str,
+    ) -> None:
+        self.deployments_requested = True
 
     # --- documentation ------------------------------------------------------------
 

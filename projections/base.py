@@ -26,6 +26,10 @@ class Projection:
     tables: ClassVar[Sequence[str]] = ()
     ddl: ClassVar[Sequence[str]] = ()
 
+    def end_batch(self, cur: Cursor) -> None:
+        """Called once per batch, inside its transaction, after every event was applied:
+        where a projection finishes work it deferred (e.g. derived statuses)."""
+
     def handlers(self) -> dict[str, Handler]:
         return {
             name.removeprefix("on_"): getattr(self, name)
@@ -116,6 +120,8 @@ class ReadModels:
             for event in events:
                 for handler in self._dispatch.get(event.type, ()):
                     handler(cur, event)
+            for projection in self.projections:
+                projection.end_batch(cur)
             cur.execute(
                 "UPDATE sdh_view_tracking SET position = %s WHERE name = %s",
                 (events[-1].position, self.name),

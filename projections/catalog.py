@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.log import RecordedEvent
+from application.log import RecordedEvent, redact
 from projections.base import Projection
 from projections.store import Cursor, ViewStore, dumps, loads, rows_as_dicts
 
@@ -216,9 +216,9 @@ class CatalogQueries:
             out.setdefault(app, []).append(
                 {
                     "environment": env,
-                    "target": loads(target),
-                    "pre_deploy": loads(pre),
-                    "post_deploy": loads(post),
+                    "target": redact(loads(target)),
+                    "pre_deploy": redact(loads(pre)),
+                    "post_deploy": redact(loads(post)),
                     "updated_at": updated_at,
                 }
             )

@@ -7,6 +7,7 @@ from typing import Any
 from application.log import RecordedEvent
 from domain.ids import semver_sort_key
 from projections.base import Projection
+from projections.rollout import RolloutQueries
 from projections.store import Cursor, ViewStore, dumps, loads, rows_as_dicts
 
 
@@ -241,12 +242,12 @@ class ReleaseQueries:
             params,
         )
         out: dict[str, list[dict[str, Any]]] = {}
-        for track, semver, name, status, locked, created_at in cur.fetchall():
+        for track, semver, name, status, locked, created_at in list(cur.fetchall()):
             out.setdefault(track, []).append(
                 {
                     "version": semver,
                     "name": name,
-                    "status": status,
+                    "status": RolloutQueries.release_status(cur, track, semver, status),
                     "locked": bool(locked),
                     "created_at": created_at,
                 }
@@ -269,9 +270,10 @@ class ReleaseQueries:
                 params,
             )
             rows = list(rows_as_dicts(cur, self._RELEASE_COLUMNS))
-        if not rows:
-            return None
-        row = rows[0]
+            if not rows:
+                return None
+            row = rows[0]
+            row["status"] = RolloutQueries.release_status(cur, track, semver, row["status"])
         stages: list[list[str]] = loads(row.pop("stages"))
         requirements: dict[str, dict[str, Any]] = loads(row.pop("requirements"))
         row["version"] = row.pop("semver")
