@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.tokens import Principal
 from api.bootstrap import Runtime
-from api.problems import ApiProblemError
+from api.problems import ApiProblemError, ReadModelsBehindError
 from domain.access import Permission, Role, allows
 
 _bearer = HTTPBearer(auto_error=False, description="an sdh API token")
@@ -83,5 +83,7 @@ ReadAll = Annotated[Principal, require(Permission.READ_ALL)]
 
 
 def settle(runtime: Runtime, position: int) -> None:
-    """Read-your-writes: the answer to a command reflects the command."""
-    runtime.wait_for(position)
+    """Read-your-writes: the answer to a command reflects the command. When the read
+    models lag past the bound, say so (202) rather than answer with stale data."""
+    if not runtime.wait_for(position):
+        raise ReadModelsBehindError(position)

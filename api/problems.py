@@ -71,6 +71,14 @@ class ApiProblemError(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
+class ReadModelsBehindError(Exception):
+    """The command is stored, but the read models did not include it in time."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
+
+
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     # Pydantic's error entries can hold the offending input (any size) and exception
     # objects; return where and what, which is what a client can act on.
@@ -106,6 +114,19 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(
             exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None
+        )
+
+    @app.exception_handler(ReadModelsBehindError)
+    async def _behind(_: Request, exc: ReadModelsBehindError) -> JSONResponse:
+        log.warning("read models behind", extra={"position": exc.position})
+        return JSONResponse(
+            {
+                "status": "accepted",
+                "position": exc.position,
+                "detail": "the change is stored; the read models have not caught up yet, "
+                "so read it again shortly",
+            },
+            status_code=202,
         )
 
     @app.exception_handler(OperationalError)
