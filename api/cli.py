@@ -67,16 +67,16 @@ def worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
-    runtime = build_runtime(settings)
-    chosen = args.only or "projections"
-    if chosen != "projections":
-        print(f"sdh: the {chosen} worker is not part of this build yet", file=sys.stderr)
+    if args.only == "relay":
+        print("sdh: the relay worker is not part of this build yet", file=sys.stderr)
         return 2
+    runtime = build_runtime(settings)
+    workers = frozenset({args.only}) if args.only else frozenset({"projections", "deployer"})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runtime.start()
-    log.info("sdh worker running", extra={"only": chosen})
+    runtime.start(workers)
+    log.info("sdh worker running", extra={"workers": sorted(workers)})
     stop.wait()
     runtime.close()
     return 0
