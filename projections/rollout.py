@@ -23,6 +23,8 @@ class RolloutProjection(Projection):
         " deployment_id TEXT NOT NULL, status TEXT NOT NULL, image TEXT NOT NULL,"
         " position BIGINT NOT NULL, updated_at TEXT NOT NULL,"
         " PRIMARY KEY (rollout_id, application, phase))",
+        "CREATE INDEX IF NOT EXISTS sdh_rollout_apps_deployment ON sdh_rollout_apps"
+        " (deployment_id)",
         "CREATE TABLE IF NOT EXISTS sdh_deployments ("
         " deployment_id TEXT PRIMARY KEY, rollout_id TEXT NOT NULL, track TEXT NOT NULL,"
         " semver TEXT NOT NULL, tenant_id TEXT NOT NULL, installation_id TEXT NOT NULL,"
@@ -337,6 +339,16 @@ class RolloutQueries:
             "counts": counts,
             "installations": page,
         }
+
+    def installation_counts(self, track: str, semver: str) -> dict[str, int]:
+        """Installations per status among those whose rollout began (cheap, indexed)."""
+        with self.store.reader() as cur:
+            cur.execute(
+                "SELECT status, COUNT(*) FROM sdh_rollouts WHERE track = %s AND semver = %s"
+                " GROUP BY status",
+                (track, semver),
+            )
+            return {str(status): int(count) for status, count in cur.fetchall()}
 
     def history(
         self,
