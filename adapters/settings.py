@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     deploy_concurrency: int = Field(default=16, ge=1, le=1024)
     webhook_timeout: float = Field(default=600.0, gt=0)
     simulate_seconds: float = Field(default=1.0, ge=0, le=3600)
+    # The kubernetes adapter's kubeconfig; unset: $KUBECONFIG or ~/.kube/config, else the
+    # in-cluster service account. An environment's `cluster` names the context in it.
+    kubeconfig: str | None = None
     # Where receivers of webhook deployments reach this sdh (for result_url).
     public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from adapters.checkpoint import ViewStoreCheckpoint
+from adapters.deploy.kubernetes import KubeconfigClients, KubernetesDeployTarget
 from adapters.deploy.simulate import SimulatedDeployTarget
 from adapters.deploy.webhook import WebhookDeployTarget
 from adapters.settings import Settings
@@ -71,6 +73,7 @@ class Runtime:
     projector: Follower
     deploy_follower: Follower
     followers: list[Follower] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
     _deployer_started: bool = False
 
     def start(self, workers: frozenset[str] = frozenset({"projections", "deployer"})) -> None:
@@ -88,6 +91,7 @@ class Runtime:
             self.followers.append(self.deploy_follower)
 
     def close(self) -> None:
+        self.stopping.set()
         for follower in self.followers:
             follower.stop()
         if self._deployer_started:
@@ -127,9 +131,12 @@ def build_runtime(settings: Settings) -> Runtime:
         auth = Authenticator(store, tokens, bootstrap_secret)
         checkpoint = ViewStoreCheckpoint(store, "deployer")
     rollouts = RolloutQueries(store)
+    stopping = threading.Event()
     targets: dict[str, DeployTarget] = {
-        "simulate": SimulatedDeployTarget(settings.simulate_seconds),
+        "simulate": SimulatedDeployTarget(settings.simulate_seconds, stopping),
         "webhook": WebhookDeployTarget(settings.public_url),
+        # Loads a kubeconfig context only when a deployment first needs it.
+        "kubernetes": KubernetesDeployTarget(KubeconfigClients(settings.kubeconfig)),
     }
     deployer = Deployer(
         hub,
@@ -154,5 +161,6 @@ def build_runtime(settings: Settings) -> Runtime:
         deployer=deployer,
         projector=Follower(hub, views, poll_interval=settings.poll_interval),
         deploy_follower=Follower(hub, deployer, poll_interval=settings.poll_interval),
+        stopping=stopping,
     )
     return runtime

@@ -74,6 +74,11 @@ class KubernetesSpec(Body):
     namespace: Annotated[str, StringConstraints(max_length=253)] | None = None
     deployment: Annotated[str, StringConstraints(min_length=1, max_length=253)]
     container: Annotated[str, StringConstraints(max_length=253)] | None = None
+    # The pre/post-deploy Job's command (the image's entrypoint when absent).
+    command: (
+        Annotated[list[Annotated[str, StringConstraints(max_length=1000)]], Field(max_length=50)]
+        | None
+    ) = None
 
 
 class Target(Body):

@@ -585,6 +585,8 @@ class Hub(Application[UUID]):
             raise InvalidInputError(f"phase must be one of {', '.join(PHASES)}", field="phase")
         wanted_installations = list(dict.fromkeys(installations))
         wanted_apps = list(dict.fromkeys(applications))
+        if not wanted_installations or not wanted_apps:
+            raise InvalidInputError("name at least one installation and one application")
         queued: list[QueuedDeployment] = []
 
         def command() -> list[Aggregate]:

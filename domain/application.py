@@ -46,6 +46,11 @@ def check_target(target: dict[str, Any], field: str = "target") -> dict[str, Any
     else:
         if not isinstance(spec.get("deployment"), str) or not spec["deployment"]:
             raise InvalidTargetError(f"{field}.kubernetes.deployment must be a non-empty string")
+        command = spec.get("command")
+        if command is not None and (
+            not isinstance(command, list) or not all(isinstance(c, str) for c in command)
+        ):
+            raise InvalidTargetError(f"{field}.kubernetes.command must be a list of strings")
     return target
 
 

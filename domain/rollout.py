@@ -154,6 +154,13 @@ class Rollout(Aggregate):
     @event("RolloutPlanChanged")
     def _plan_changed(self, plan: dict[str, int], actor: str) -> None:
         self.plan = dict(plan)
+        self.completed_stages = [s for s in self.completed_stages if self._stage_complete(s)]
+
+    def _stage_complete(self, stage: int) -> bool:
+        apps = [app for app, s in self.plan.items() if s == stage]
+        return bool(apps) and all(
+            self._latest_status(app, "deploy") == DeploymentStatus.SUCCEEDED for app in apps
+        )
 
     def queue(
         self,
@@ -201,6 +208,9 @@ class Rollout(Aggregate):
             "message": "",
         }
         self.latest.setdefault(application, {})[phase] = deployment_id
+        if phase == "deploy" and stage in self.completed_stages:
+            # A redeploy reopens its stage until it succeeds again.
+            self.completed_stages.remove(stage)
 
     def start(self, deployment_id: str, actor: str) -> bool:
         """Marks the deployment in progress; False when it is not queued (already taken)."""
@@ -246,9 +256,9 @@ class Rollout(Aggregate):
         if dep["phase"] != "deploy" or dep["stage"] in self.completed_stages:
             return
         stage = dep["stage"]
-        apps = [app for app, s in self.plan.items() if s == stage]
-        if all(self._latest_status(app, "deploy") == DeploymentStatus.SUCCEEDED for app in apps):
-            self._stage_deployed(stage=stage, applications=sorted(apps), actor=actor)
+        if self._stage_complete(stage):
+            apps = sorted(app for app, s in self.plan.items() if s == stage)
+            self._stage_deployed(stage=stage, applications=apps, actor=actor)
 
     @event("StageDeployed")
     def _stage_deployed(self, stage: int, applications: list[str], actor: str) -> None:

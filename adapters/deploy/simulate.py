@@ -21,7 +21,8 @@ class SimulatedDeployTarget:
         seconds = self.default_seconds if spec is None else float(spec.get("seconds", 0.0))
         outcome = "succeeded" if spec is None else spec.get("outcome", "succeeded")
         if seconds > 0 and self._stopping.wait(seconds):
-            return TargetResult("failed", "interrupted: sdh was stopping")
+            # Left in progress: the next start reconciles it (runs it again).
+            return TargetResult("pending", "interrupted: sdh was stopping")
         if outcome == "failed":
             return TargetResult("failed", f"simulated failure of {task.application} {task.phase}")
         return TargetResult("succeeded", "")
