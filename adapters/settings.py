@@ -17,7 +17,14 @@ class Settings(BaseSettings):
     database_schema: str = Field(
         default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema"
     )
-    nats_url: str | None = None
+    nats_url: str | None = Field(default=None, description="nats://… publishes every event")
+    # The JetStream stream SDH_EVENTS, when sdh creates it: how long it keeps events, and
+    # for how long a re-published event id is dropped as a duplicate (covers the relay's
+    # downtime between a publish and its checkpoint; the server default is 2 minutes).
+    nats_stream_max_age_days: float = Field(default=30.0, gt=0)
+    nats_duplicate_window_seconds: float = Field(default=3600.0, gt=0)
+    # CloudEvents `source` of published events (a URI-reference naming this sdh).
+    event_source: str = Field(default="urn:sdh", min_length=1)
     admin_token: str | None = None
     # Seconds a write request waits for the read models to include its change.
     consistency_timeout: float = 5.0

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from adapters.settings import Settings
 from api import problems
 from api.bootstrap import Runtime, build_runtime
-from api.routes import catalog, ops, releases, rollout, tenants, tokens
+from api.routes import audit, catalog, ops, releases, rollout, tenants, tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,6 +143,7 @@ def create_app(
         tenants.router,
         releases.router,
         rollout.router,
+        audit.router,
         tokens.router,
         ops.events,
     ):

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from adapters.audit_store import SqlChainStore
 from adapters.checkpoint import ViewStoreCheckpoint
 from adapters.deploy.kubernetes import KubeconfigClients, KubernetesDeployTarget
 from adapters.deploy.simulate import SimulatedDeployTarget
 from adapters.deploy.webhook import WebhookDeployTarget
+from adapters.nats_relay import NatsRelay, StreamSettings, hub_origin
 from adapters.settings import Settings
 from adapters.tokens import Authenticator, load_or_create_admin_token
 from adapters.viewstores import PostgresViewStore, SqliteViewStore
+from application.audit import AuditChainKeeper
 from application.deploy import Deployer, DeployTarget
 from application.follower import Follower
 from application.hub import Hub
@@ -72,23 +75,38 @@ class Runtime:
     deployer: Deployer
     projector: Follower
     deploy_follower: Follower
+    chain: SqlChainStore
+    chain_keeper: Follower
     followers: list[Follower] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     _deployer_started: bool = False
+    # The NATS relay, when SDH_NATS_URL is set.
+    relay: NatsRelay | None = None
+    relay_follower: Follower | None = None
 
-    def start(self, workers: frozenset[str] = frozenset({"projections", "deployer"})) -> None:
-        """Starts the background workers of this process (all of them by default)."""
+    def start(
+        self, workers: frozenset[str] = frozenset({"projections", "deployer", "relay"})
+    ) -> None:
+        """Starts the background workers of this process (all of them by default;
+        the relay only when NATS is configured)."""
         if "projections" in workers:
             # Catch up first, so the deployer reconciles against current views.
             self.projector.catch_up()
             self.projector.start()
             self.followers.append(self.projector)
+            # The audit chain is bookkeeping in the same database: it runs with the views.
+            self.chain_keeper.start()
+            self.followers.append(self.chain_keeper)
         if "deployer" in workers:
             self.deployer.start()
             self._deployer_started = True
             self.deployer.reconcile()
             self.deploy_follower.start()
             self.followers.append(self.deploy_follower)
+        if "relay" in workers and self.relay is not None and self.relay_follower is not None:
+            self.relay.start()
+            self.relay_follower.start()
+            self.followers.append(self.relay_follower)
 
     def close(self) -> None:
         self.stopping.set()
@@ -96,6 +114,8 @@ class Runtime:
             follower.stop()
         if self._deployer_started:
             self.deployer.stop()
+        if self.relay is not None:
+            self.relay.close()
         self.store.close()
         self.hub.close()
 
@@ -130,6 +150,8 @@ def build_runtime(settings: Settings) -> Runtime:
             bootstrap_secret, generated = load_or_create_admin_token(settings.data_dir)
         auth = Authenticator(store, tokens, bootstrap_secret)
         checkpoint = ViewStoreCheckpoint(store, "deployer")
+        chain = SqlChainStore(store)
+        relay_checkpoint = ViewStoreCheckpoint(store, "relay") if settings.nats_url else None
     rollouts = RolloutQueries(store)
     stopping = threading.Event()
     targets: dict[str, DeployTarget] = {
@@ -161,6 +183,33 @@ def build_runtime(settings: Settings) -> Runtime:
         deployer=deployer,
         projector=Follower(hub, views, poll_interval=settings.poll_interval),
         deploy_follower=Follower(hub, deployer, poll_interval=settings.poll_interval),
+        chain=chain,
+        chain_keeper=Follower(
+            hub,
+            AuditChainKeeper(chain),
+            batch_size=2000,
+            poll_interval=settings.poll_interval,
+            reader=hub.read_notifications,
+        ),
         stopping=stopping,
     )
+    if settings.nats_url and relay_checkpoint is not None:
+        # Connects lazily (in start() or on the first batch): building a runtime for a
+        # CLI command never touches NATS, and sdh starts while NATS is down.
+        runtime.relay = NatsRelay(
+            settings.nats_url,
+            relay_checkpoint,
+            source=settings.event_source,
+            stream=StreamSettings(
+                settings.nats_stream_max_age_days, settings.nats_duplicate_window_seconds
+            ),
+            origin=hub_origin(hub),
+        )
+        runtime.relay_follower = Follower(
+            hub,
+            runtime.relay,
+            batch_size=1000,
+            poll_interval=settings.poll_interval,
+            max_backoff=5.0,
+        )
     return runtime

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from adapters.logs import configure_logging
 from adapters.settings import Settings
+from api.cli_audit import add_audit_commands
 from domain.errors import DomainError
 
 log = logging.getLogger("sdh")
@@ -67,11 +68,13 @@ def worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
-    if args.only == "relay":
-        print("sdh: the relay worker is not part of this build yet", file=sys.stderr)
+    if args.only == "relay" and not settings.nats_url:
+        print("sdh: the relay needs SDH_NATS_URL (e.g. nats://127.0.0.1:4222)", file=sys.stderr)
         return 2
     runtime = build_runtime(settings)
-    workers = frozenset({args.only}) if args.only else frozenset({"projections", "deployer"})
+    workers = (
+        frozenset({args.only}) if args.only else frozenset({"projections", "deployer", "relay"})
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -121,6 +124,17 @@ def projections_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def events_tail(args: argparse.Namespace) -> int:
+    from adapters.nats_relay import StreamSettings
+    from adapters.nats_tail import run_tail
+
+    settings = _settings()
+    stream = StreamSettings(
+        settings.nats_stream_max_age_days, settings.nats_duplicate_window_seconds
+    )
+    return run_tail(settings.nats_url, args.subject, args.from_start, stream)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdh",
@@ -157,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = projections.add_parser("rebuild", help="drop every read model and replay the log")
     p.set_defaults(func=projections_rebuild)
+
+    events = commands.add_parser("events", help="published events (NATS)").add_subparsers(
+        dest="events_command", required=True
+    )
+    p = events.add_parser(
+        "tail", help="print events live from JetStream (needs SDH_NATS_URL); Ctrl-C stops"
+    )
+    p.add_argument(
+        "--subject", default="sdh.>", help="subject filter, e.g. 'sdh.release.>' (default: all)"
+    )
+    p.add_argument(
+        "--from-start", action="store_true", help="every event the stream holds, then new ones"
+    )
+    p.set_defaults(func=events_tail)
+    add_audit_commands(commands)
     return parser
 
 

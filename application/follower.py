@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from application.hub import Hub
-from application.log import RecordedEvent
 
 log = logging.getLogger("sdh.follower")
 
@@ -23,7 +22,7 @@ class EventHandler(Protocol):
 
     def position(self) -> int: ...
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None: ...
+    def handle(self, events: Sequence[Any]) -> None: ...
 
 
 class Follower:
@@ -33,11 +32,18 @@ class Follower:
         handler: EventHandler,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        max_backoff: float = 30.0,
+        reader: Callable[[int, int], Sequence[Any]] | None = None,
     ) -> None:
         self.hub = hub
+        # Decoded events by default; the audit chain reads events exactly as stored.
+        self.read: Callable[[int, int], Sequence[Any]] = reader or hub.read_events
         self.handler = handler
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # Longest wait between retries of a failing batch (e.g. NATS down for the relay):
+        # also the longest delay before a recovered dependency is used again.
+        self.max_backoff = max_backoff
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -45,7 +51,7 @@ class Follower:
 
     def run_once(self) -> int:
         """Handles the next batch; returns how many events it handled."""
-        events = self.hub.read_events(self.handler.position(), self.batch_size)
+        events = self.read(self.handler.position(), self.batch_size)
         if events:
             self.handler.handle(events)
         return len(events)
@@ -87,7 +93,7 @@ class Follower:
                     extra={"follower": self.handler.name, "position": self.handler.position()},
                 )
                 self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, self.max_backoff)
                 continue
             self.last_error = None
             backoff = self.poll_interval

@@ -10,9 +10,9 @@ which is retried from a fresh load a few times before being reported.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -20,13 +20,13 @@ import jsonschema
 import referencing.jsonschema
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import Environment as LibraryEnvironment
 from jsonschema_specifications import REGISTRY as META_SCHEMAS
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from application.log import RecordedEvent, decode
+from application.log import RecordedEvent, decode, event_fields, event_id
 from application.ports import Clock, SystemClock
 from application.secrets import hash_token, new_token_secret
 from domain.access import ApiToken, parse_role
@@ -235,6 +235,18 @@ class Hub(Application[UUID]):
             start=after, limit=limit, inclusive_of_start=False
         )
         return [decode(n, self.mapper) for n in notifications]
+
+    def read_notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        """Stored events exactly as stored (for the audit chain)."""
+        return self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+
+    def iter_notifications(self, batch: int = 5000) -> Iterator[Notification]:
+        after = 0
+        while notifications := self.read_notifications(after, batch):
+            yield from notifications
+            after = notifications[-1].id
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -563,6 +575,34 @@ class Hub(Application[UUID]):
             return [token]
 
         return self._execute(command)
+
+    # --- audit ------------------------------------------------------------------------
+
+    def release_as_of(
+        self, track: str, semver: str, as_of: datetime | None
+    ) -> tuple[Release | None, list[dict[str, Any]]]:
+        """The release replayed from its own stored events up to ``as_of`` (all of them
+        when None), and those events: computed from the log, not from any read model."""
+        check_name(track, "track")
+        release_id = Release.create_id(track, semver)
+        release: Release | None = None
+        history: list[dict[str, Any]] = []
+        for domain_event in self.events.get(release_id):
+            if as_of is not None and domain_event.timestamp > as_of:  # type: ignore[attr-defined]
+                break
+            release = domain_event.mutate(release)  # type: ignore[attr-defined]
+            actor, data = event_fields(domain_event)
+            history.append(
+                {
+                    "id": event_id(release_id, domain_event.originator_version),
+                    "type": type(domain_event).__name__,
+                    "version": domain_event.originator_version,
+                    "timestamp": domain_event.timestamp.isoformat(),  # type: ignore[attr-defined]
+                    "actor": actor,
+                    "data": data,
+                }
+            )
+        return release, history
 
     # --- rollout ----------------------------------------------------------------------
 

@@ -66,12 +66,19 @@ def event_id(aggregate_id: UUID, version: int) -> str:
     return str(uuid5(aggregate_id, str(version)))
 
 
+def event_fields(domain_event: object) -> tuple[str, dict[str, Any]]:
+    """The actor and the payload of a domain event."""
+    fields = vars(domain_event)
+    return str(fields.get("actor", "")), {k: v for k, v in fields.items() if k not in _SKIPPED}
+
+
 def decode(notification: Notification, mapper: Mapper[UUID]) -> RecordedEvent:
     # Through the mapper, so upcasters of old event versions apply.
     domain_event = mapper.to_domain_event(notification)
     _, _, rest = notification.topic.partition("sdh.")
     aggregate, _, type_name = rest.rpartition(".")
     fields = vars(domain_event)
+    actor, data = event_fields(domain_event)
     return RecordedEvent(
         position=notification.id,
         id=event_id(UUID(str(notification.originator_id)), notification.originator_version),
@@ -80,6 +87,6 @@ def decode(notification: Notification, mapper: Mapper[UUID]) -> RecordedEvent:
         aggregate_id=str(notification.originator_id),
         version=notification.originator_version,
         timestamp=fields["timestamp"],
-        actor=str(fields.get("actor", "")),
-        data={k: v for k, v in fields.items() if k not in _SKIPPED},
+        actor=actor,
+        data=data,
     )
