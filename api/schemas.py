@@ -109,6 +109,7 @@ class ImageIn(Body):
     workflow: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     image: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     commit: Annotated[str, StringConstraints(max_length=100)] = ""
+    digest: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+:[a-f0-9]{32,128}$")] | None = None
 
 
 class TenantIn(Body):

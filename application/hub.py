@@ -294,11 +294,17 @@ class Hub(Application[UUID]):
         return self._execute(command)
 
     def register_image(
-        self, application: str, workflow: str, image: str, commit: str, actor: str
+        self,
+        application: str,
+        workflow: str,
+        image: str,
+        commit: str,
+        actor: str,
+        digest: str | None = None,
     ) -> Outcome:
         def command() -> list[Aggregate]:
             app = self.get_application(application)
-            app.register_image(workflow, image, commit, actor)
+            app.register_image(workflow, image, commit, actor, digest)
             return [app]
 
         return self._execute(command)

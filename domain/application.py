@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import deterministic_id, stable_topics
+from domain.base import deterministic_id, evolve, stable_topics
 from domain.errors import DuplicateError, InvalidTargetError
 from domain.ids import check_name
 
@@ -115,15 +115,21 @@ class Application(Aggregate):
             "post_deploy": post_deploy,
         }
 
-    def register_image(self, workflow: str, image: str, commit: str, actor: str) -> None:
+    def register_image(
+        self, workflow: str, image: str, commit: str, actor: str, digest: str | None = None
+    ) -> None:
         if image in self.workflows.get(workflow, []):
             raise DuplicateError(
                 f"image {image!r} is already registered for workflow {workflow!r} of {self.name!r}"
             )
-        self._image_registered(workflow=workflow, image=image, commit=commit, actor=actor)
+        self._image_registered(
+            workflow=workflow, image=image, commit=commit, digest=digest, actor=actor
+        )
 
     @event("ImageRegistered")
-    def _image_registered(self, workflow: str, image: str, commit: str, actor: str) -> None:
+    def _image_registered(
+        self, workflow: str, image: str, commit: str, digest: str | None, actor: str
+    ) -> None:
         self.workflows.setdefault(workflow, []).append(image)
 
     def has_image(self, workflow: str, image: str) -> bool:
@@ -131,3 +137,11 @@ class Application(Aggregate):
 
     def workflows_of(self, image: str) -> list[str]:
         return [wf for wf, images in self.workflows.items() if image in images]
+
+
+def _image_registered_v1_to_v2(state: dict[str, Any]) -> None:
+    # v2 added the image's content digest; images registered before it have none.
+    state.setdefault("digest", None)
+
+
+evolve(getattr(Application, "ImageRegistered"), 2, upcast_v1_v2=_image_registered_v1_to_v2)  # noqa: B009

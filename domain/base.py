@@ -46,3 +46,16 @@ def aggregate_kind(obj: Any) -> str:
     """The short name ('release', 'tenant', …) from an aggregate's stable topic."""
     topic: str = type(obj).TOPIC
     return topic.removeprefix("sdh.")
+
+
+def evolve(
+    event_class: object, version: int, **upcasters: Callable[[dict[str, Any]], None]
+) -> None:
+    """Declares the current version of an event class and how older stored versions are
+    brought up to it (``upcast_v1_v2=...``): stored history stays readable for good."""
+    expected = {f"upcast_v{n}_v{n + 1}" for n in range(1, version)}
+    if set(upcasters) != expected:
+        raise TypeError(f"{event_class} v{version} needs exactly {sorted(expected)}")
+    setattr(event_class, "class_version", version)  # noqa: B010
+    for name, upcast in upcasters.items():
+        setattr(event_class, name, staticmethod(upcast))

@@ -43,6 +43,11 @@ TRACKING_DDL = (
 )
 
 
+# Bump when a view's tables change shape: existing read models are then dropped and
+# rebuilt from the log at start, so an upgrade never needs a manual step.
+VIEWS_SCHEMA_VERSION = 2
+
+
 class ReadModels:
     """All read models, kept at one position in the same database as their rows.
 
@@ -66,6 +71,22 @@ class ReadModels:
     def create_tables(self) -> None:
         with self.store.transaction() as cur:
             cur.execute(TRACKING_DDL)
+            cur.execute("SELECT position FROM sdh_view_tracking WHERE name = 'views-schema'")
+            row = cur.fetchone()
+            if row is not None and int(row[0]) != VIEWS_SCHEMA_VERSION:
+                log.warning(
+                    "read models were built by another version; rebuilding them from the log",
+                    extra={"was": int(row[0]), "now": VIEWS_SCHEMA_VERSION},
+                )
+                for projection in self.projections:
+                    for table in projection.tables:
+                        cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute("DELETE FROM sdh_view_tracking WHERE name = %s", (self.name,))
+            cur.execute(
+                "INSERT INTO sdh_view_tracking (name, position) VALUES ('views-schema', %s)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (VIEWS_SCHEMA_VERSION,),
+            )
             cur.execute(
                 "INSERT INTO sdh_view_tracking (name, position) VALUES (%s, 0)"
                 " ON CONFLICT (name) DO NOTHING",

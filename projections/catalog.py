@@ -28,7 +28,8 @@ class CatalogProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sdh_pipelines_environment ON sdh_pipelines (environment)",
         "CREATE TABLE IF NOT EXISTS sdh_images ("
         " application TEXT NOT NULL, workflow TEXT NOT NULL, image TEXT NOT NULL,"
-        " commit_sha TEXT NOT NULL, position BIGINT NOT NULL, registered_at TEXT NOT NULL,"
+        " commit_sha TEXT NOT NULL, digest TEXT, position BIGINT NOT NULL,"
+        " registered_at TEXT NOT NULL,"
         " registered_by TEXT NOT NULL, PRIMARY KEY (application, workflow, image))",
     )
 
@@ -107,13 +108,14 @@ class CatalogProjection(Projection):
         d = e.data
         app = self._application_name(cur, e.aggregate_id)
         cur.execute(
-            "INSERT INTO sdh_images (application, workflow, image, commit_sha, position,"
-            " registered_at, registered_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO sdh_images (application, workflow, image, commit_sha, digest, position,"
+            " registered_at, registered_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 app,
                 d["workflow"],
                 d["image"],
                 d["commit"],
+                d["digest"],
                 e.position,
                 e.timestamp.isoformat(),
                 e.actor,
@@ -224,7 +226,7 @@ class CatalogQueries:
             )
         return out
 
-    _IMAGE_COLUMNS = ("workflow", "image", "commit_sha", "registered_at", "registered_by")
+    _IMAGE_COLUMNS = ("workflow", "image", "commit_sha", "digest", "registered_at", "registered_by")
 
     def images(
         self, application: str, workflow: str | None, limit: int, offset: int

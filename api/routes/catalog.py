@@ -90,7 +90,9 @@ def set_pipeline(
 
 @router.post("/applications/{app}/images", status_code=status.HTTP_201_CREATED)
 def register_image(app: str, body: ImageIn, runtime: RuntimeDep, who: ManageApplications) -> Any:
-    outcome = runtime.hub.register_image(app, body.workflow, body.image, body.commit, who.name)
+    outcome = runtime.hub.register_image(
+        app, body.workflow, body.image, body.commit, who.name, digest=body.digest
+    )
     settle(runtime, outcome.position)
     return {
         "application": app,
