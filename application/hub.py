@@ -170,7 +170,7 @@ class Hub(Application[UUID]):
         super().__init__(env=dict(env))
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> LibraryEnvironment:
-        # Only the settings we pass: the library would otherwise read os.environ.
+        # Only the settings we pass: the library would otherwise read the process environment.
         merged = dict(type(self).env)
         if type(self).snapshotting_intervals:
             merged["IS_SNAPSHOTTING_ENABLED"] = "y"
