@@ -124,12 +124,16 @@ class PostgresViewStore:
     @contextmanager
     def reader(self) -> Iterator[psycopg.Cursor[Any]]:
         with self.pool.connection() as conn:
+            # One snapshot for the whole query: a view assembled from several statements
+            # (a rollout and its release status) never mixes two states of the log.
             conn.read_only = True
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
             finally:
                 conn.read_only = False
+                conn.isolation_level = None
 
     def close(self) -> None:
         self.pool.close()
