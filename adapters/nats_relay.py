@@ -93,10 +93,19 @@ class StreamSettings:
 async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> bool:
     """Creates ``SDH_EVENTS`` if absent; returns whether it did."""
     try:
-        await js.stream_info(STREAM)
-        return False
+        info = await js.stream_info(STREAM)
     except nats.js.errors.NotFoundError:
         pass
+    else:
+        window = info.config.duplicate_window or 0
+        if window < settings.duplicate_window:
+            # Left alone, but a relay restarted after a crash may re-publish a batch that
+            # JetStream no longer recognises: consumers would see those events twice.
+            log.warning(
+                "SDH_EVENTS has a shorter duplicate window than sdh asks for",
+                extra={"duplicate_window": window, "wanted": settings.duplicate_window},
+            )
+        return False
     try:
         await js.add_stream(settings.config())
     except nats.js.errors.BadRequestError:
@@ -150,11 +159,12 @@ async def connect(
             reconnected_cb=reconnected_cb,
         )
     )
-    await asyncio.wait({connecting, first_error}, timeout=timeout, return_when="FIRST_COMPLETED")
+    racing: set[asyncio.Future[Any]] = {connecting, first_error}
+    await asyncio.wait(racing, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if connecting.done() and connecting.exception() is None:
         return nc
     connecting.cancel()
-    with contextlib.suppress(BaseException):  # best effort: it never connected
+    with contextlib.suppress(Exception):  # best effort: it never connected
         await asyncio.wait_for(nc.close(), 1.0)
     reason = first_error.result() if first_error.done() else None
     if reason is None and connecting.done() and not connecting.cancelled():
@@ -296,6 +306,14 @@ class RelayPublishError(Exception):
 
 
 class NatsRelay:
+    """Publishes the log to JetStream; run it under a ``Follower``.
+
+    ``max_pending``: acks outstanding at once (the pipeline's window); ``ack_timeout``:
+    seconds for a whole batch to be sent and acknowledged; ``origin``: reads an
+    aggregate's creation event, for human subjects of events whose creation came before
+    the relay's position.
+    """
+
     name = "relay"
 
     def __init__(
@@ -424,18 +442,18 @@ class NatsRelay:
             return 0, error
         futures: list[asyncio.Future[Any]] = []
         try:
-            previous: str | None = None
-            for subject, payload, msg_id in messages:
-                headers = {MSG_ID: msg_id}
-                if previous is not None:
-                    headers[EXPECTED_LAST_MSG_ID] = previous
-                futures.append(
-                    await js.publish_async(
-                        subject, payload, wait_stall=self.ack_timeout, headers=headers
-                    )
-                )
-                previous = msg_id
-            await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+            # One deadline for the batch: sending (which waits when ``max_pending`` acks are
+            # outstanding) and every ack. Not one per message: a timer per publish (nats-py's
+            # ``wait_stall``) halves the throughput.
+            async with asyncio.timeout(self.ack_timeout):
+                previous: str | None = None
+                for subject, payload, msg_id in messages:
+                    headers = {MSG_ID: msg_id}
+                    if previous is not None:
+                        headers[EXPECTED_LAST_MSG_ID] = previous
+                    futures.append(await js.publish_async(subject, payload, headers=headers))
+                    previous = msg_id
+                await asyncio.gather(*futures)
             return len(futures), None
         except Exception as error:
             self._stream_ready = False  # re-check on the next attempt (deleted stream)
