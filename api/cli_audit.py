@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from application.audit import Head, release_snapshot, verify
+from domain.errors import InvalidInputError
 
 
 def _runtime() -> Any:
@@ -19,6 +20,14 @@ def _runtime() -> Any:
 
     settings = _settings()
     configure_logging("WARNING", settings.log_format)
+    if not settings.uses_postgres and not (settings.data_dir / "events.sqlite").exists():
+        # Opening would create an empty store there, which then "verifies".
+        print(
+            f"sdh audit: no sdh store in {settings.data_dir} (set SDH_DATA_DIR or "
+            "SDH_DATABASE_URL to the store to audit)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     return build_runtime(settings)
 
 
@@ -84,6 +93,9 @@ def audit_replay(args: argparse.Namespace) -> int:
     runtime = _runtime()
     try:
         release, events = runtime.hub.release_as_of(args.track, args.version, as_of)
+    except InvalidInputError as error:
+        print(f"sdh audit replay: {error}", file=sys.stderr)
+        return 2
     finally:
         runtime.close()
     if release is None:
@@ -109,8 +121,12 @@ def audit_replay(args: argparse.Namespace) -> int:
 
 
 def audit_export(args: argparse.Namespace) -> int:
+    try:
+        out = sys.stdout if args.output in (None, "-") else open(args.output, "w")  # noqa: SIM115
+    except OSError as error:
+        print(f"sdh audit export: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+        return 2
     runtime = _runtime()
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w")  # noqa: SIM115
     try:
         head = runtime.hub.last_position()
         after, written = args.after, 0
