@@ -24,6 +24,9 @@ from adapters.settings import Settings
 from api.app import create_app
 from api.bootstrap import Runtime, build_runtime
 
+# The shared helpers assert too: give their failures pytest's detailed messages.
+pytest.register_assert_rewrite("tests.helpers")
+
 PG_URL = os.environ.get("SDH_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ADMIN = "sdh_test_admin_token"

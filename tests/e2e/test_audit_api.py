@@ -9,26 +9,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers import all_events, assert_problem, ok
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.example/payments:1.0.0"
 AUDIT = "/release-tracks/numero/releases/1.0.0/audit"
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code
 
 
 def moment() -> datetime:
@@ -98,7 +88,7 @@ def test_audit_shows_latest_state_and_every_event_when_as_of_is_omitted(api, sto
     assert events[: len(earlier)] == earlier
     assert [e["type"] for e in events[len(earlier) :]] == ["RequirementsLocked"]
     # The same events, with the same ids, as the global log holds for the release.
-    log = ok(api.get("/events", params={"limit": 1000}))["events"]
+    log = all_events(api)
     release_log = [e for e in log if e["aggregate"] == "release"]
     keys = ("id", "type", "version", "timestamp", "actor", "data")
     assert [{k: e[k] for k in keys} for e in events] == [

@@ -9,12 +9,10 @@ position once someone edits an event in (a copy of) the database.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,22 +23,11 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN, free_port
+from tests.helpers import SDH, all_events, ok, sdh_env, start_sdh, stop_sdh, wait_until
 
 pytestmark = pytest.mark.e2e
 
-SDH = str(Path(sys.executable).with_name("sdh"))
 IMAGE = "registry.example/payments:1.0.0"
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SDH_")}
-    env.update(
-        SDH_DATA_DIR=str(data_dir),
-        SDH_ADMIN_TOKEN=ADMIN,
-        SDH_POLL_INTERVAL="0.05",
-        SDH_LOG_FORMAT="json",
-    )
-    return env
 
 
 @dataclass(frozen=True)
@@ -60,7 +47,7 @@ def sdh_together(*invocations: tuple[Path, tuple[str, ...]]) -> list[Ran]:
     processes = [
         subprocess.Popen(
             [SDH, *args],
-            env=_env(data_dir),
+            env=sdh_env(data_dir, SDH_ADMIN_TOKEN=ADMIN),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -72,35 +59,6 @@ def sdh_together(*invocations: tuple[Path, tuple[str, ...]]) -> list[Ran]:
         out, err = process.communicate(timeout=60)
         ran.append(Ran(process.returncode, out, err))
     return ran
-
-
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [SDH, "serve", "--port", str(port)],
-        env=_env(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("sdh serve did not come up: " + process.communicate()[1][-2000:])
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.communicate(timeout=20)
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 @dataclass(frozen=True)
@@ -119,7 +77,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     once the audit chain has linked every event."""
     data_dir = tmp_path_factory.mktemp("audit-cli")
     port = free_port()
-    server = _serve(data_dir, port)
+    server = start_sdh(sdh_env(data_dir, SDH_ADMIN_TOKEN=ADMIN), port)
     try:
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}/api/v1",
@@ -139,16 +97,15 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
             before_lock = datetime.now(UTC)
             time.sleep(0.01)
             ok(api.post(f"{release}/lock"))
-            events = ok(api.get("/events", params={"limit": 1000}))["events"]
-            deadline = time.monotonic() + 10
-            while ok(httpx.get(f"http://127.0.0.1:{port}/readyz"))["followers"]["audit-chain"][
-                "lag"
-            ]:
-                assert time.monotonic() < deadline, "the audit chain never caught up"
-                time.sleep(0.05)
+            events = all_events(api)
+            readyz = f"http://127.0.0.1:{port}/readyz"
+            wait_until(
+                lambda: ok(httpx.get(readyz))["followers"]["audit-chain"]["lag"] == 0,
+                what="the audit chain to catch up",
+            )
         head = sdh(data_dir, "audit", "head")
     finally:
-        _stop(server)
+        stop_sdh(server)
     return Story(data_dir, before_lock, events, head)
 
 

@@ -9,54 +9,23 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN
+from tests.helpers import all_events, assert_problem, event_head, post_all
 
 pytestmark = pytest.mark.e2e
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def event_head(api: httpx.Client) -> int:
-    """Position of the newest event in the global log (0 when empty)."""
-    head, after = 0, 0
-    while True:
-        page = api.get("/events", params={"after": after, "limit": 1000})
-        assert page.status_code == 200, page.text
-        events = page.json()["events"]
-        if not events:
-            return head
-        head = after = events[-1]["position"]
-
-
-def all_events(api: httpx.Client) -> list[dict[str, Any]]:
-    page = api.get("/events", params={"limit": 1000})
-    assert page.status_code == 200, page.text
-    return list(page.json()["events"])
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    assert response.json()["status"] == status
-    assert response.json()["code"] == code
 
 
 @pytest.fixture
 def world(api: httpx.Client) -> None:
     """A tenant with an installation, an environment, an application and a track."""
-    for method, path, body in [
-        ("POST", "/tenants", {"tenant_id": "acme", "display_name": "ACME"}),
-        ("POST", "/tenants", {"tenant_id": "globex", "display_name": "Globex"}),
-        (
-            "POST",
-            "/tenants/acme/installations",
-            {"installation_id": "acme-prod", "display_name": "P"},
-        ),
-        ("POST", "/environments", {"name": "eu-1"}),
-        ("POST", "/applications", {"name": "billing"}),
-        ("POST", "/release-tracks", {"name": "stable"}),
-    ]:
-        response = api.request(method, path, json=body)
-        assert response.status_code == 201, response.text
+    post_all(
+        api,
+        ("/tenants", {"tenant_id": "acme", "display_name": "ACME"}),
+        ("/tenants", {"tenant_id": "globex", "display_name": "Globex"}),
+        ("/tenants/acme/installations", {"installation_id": "acme-prod", "display_name": "P"}),
+        ("/environments", {"name": "eu-1"}),
+        ("/applications", {"name": "billing"}),
+        ("/release-tracks", {"name": "stable"}),
+    )
 
 
 Call = tuple[str, str, dict[str, Any] | None]
@@ -134,8 +103,7 @@ def test_role_may_make_only_its_calls_when_using_an_issued_token(
     for call in forbidden:
         response = send(client, call)
         assert response.status_code == 403, f"{role} {call[0]} {call[1]}: {response.text}"
-        assert response.headers["content-type"].startswith(PROBLEM_JSON)
-        assert response.json()["code"] == "forbidden"
+        assert_problem(response, 403, "forbidden")
     assert event_head(api) == head, f"a refused call of {role} changed something"
 
     for call in allowed:

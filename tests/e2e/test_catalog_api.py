@@ -7,30 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import assert_problem, event_head
+
 pytestmark = pytest.mark.e2e
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def event_head(api: httpx.Client) -> int:
-    """Position of the newest event in the global log (0 when empty)."""
-    head, after = 0, 0
-    while True:
-        page = api.get("/events", params={"after": after, "limit": 1000})
-        assert page.status_code == 200, page.text
-        events = page.json()["events"]
-        if not events:
-            return head
-        head = after = events[-1]["position"]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert {"type", "title", "detail"} <= body.keys()
 
 
 def make_app(api: httpx.Client, name: str, **extra: str) -> None:
@@ -229,8 +208,7 @@ def test_pipeline_is_refused_with_422_when_target_is_invalid(api):
         put = api.put("/applications/billing/pipelines/prod", json=body)
 
         assert put.status_code == 422, f"{case}: {put.text}"
-        assert put.headers["content-type"].startswith(PROBLEM_JSON), case
-        assert put.json()["code"], case
+        assert_problem(put, 422)
     assert event_head(api) == head
     assert api.get("/applications/billing").json()["pipelines"] == []
 

@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.helpers import all_events, assert_problem
+
 pytestmark = pytest.mark.e2e
 
-PROBLEM_JSON = "application/problem+json"
 ROUNDS = 10
 
 
@@ -63,8 +64,8 @@ def test_one_mapping_wins_when_two_installations_claim_an_environment_at_once(ap
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [200, 409], [r.text for r in responses]
         loser = next(r for r in responses if r.status_code == 409)
-        assert loser.headers["content-type"].startswith(PROBLEM_JSON)
-        assert loser.json()["code"] in ("environment_already_mapped", "concurrent_modification")
+        problem = assert_problem(loser, 409)
+        assert problem["code"] in ("environment_already_mapped", "concurrent_modification")
         winner_index = next(i for i, r in enumerate(responses) if r.status_code == 200)
         winner_tenant, winner_installation = list(contenders.items())[winner_index]
         assert api.get(f"/environments/{env}").json()["installation"] == {
@@ -89,7 +90,7 @@ def test_one_mapping_wins_when_two_installations_claim_an_environment_at_once(ap
             for env in installation["environments"]:
                 owners.setdefault(env, []).append(installation["installation_id"])
     assert {env: len(ids) for env, ids in owners.items()} == {f"env-{r}": 1 for r in range(ROUNDS)}
-    events = api.get("/events", params={"limit": 1000}).json()["events"]
+    events = all_events(api)
     assert sum(e["type"] == "EnvironmentMapped" for e in events) == ROUNDS
     assert not any(e["type"] == "EnvironmentUnmapped" for e in events)
 
@@ -110,11 +111,10 @@ def test_one_tenant_is_created_when_two_requests_post_the_same_id_at_once(api, s
         assert sorted(r.status_code for r in responses) == [201, 409], [r.text for r in responses]
         winner = next(r for r in responses if r.status_code == 201)
         loser = next(r for r in responses if r.status_code == 409)
-        assert loser.headers["content-type"].startswith(PROBLEM_JSON)
-        assert loser.json()["code"] == "duplicate"
+        assert_problem(loser, 409, "duplicate")
         stored = api.get(f"/tenants/{tenant_id}").json()
         assert stored["display_name"] == winner.json()["display_name"]
 
-    events = api.get("/events", params={"limit": 1000}).json()["events"]
+    events = all_events(api)
     assert sum(e["type"] == "TenantRegistered" for e in events) == ROUNDS
     assert len(api.get("/tenants").json()) == ROUNDS

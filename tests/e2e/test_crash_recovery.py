@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,54 +11,19 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN, PG_URL, free_port
+from tests.helpers import add_installation, all_events, sdh_env, start_sdh, stop_sdh
 
 pytestmark = pytest.mark.e2e
 
-SDH = str(Path(sys.executable).with_name("sdh"))
 INSTALLATIONS = 6
 
 
 def _env(data_dir: Path, backend: str, schema: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SDH_")}
-    env.update(
-        SDH_DATA_DIR=str(data_dir),
-        SDH_ADMIN_TOKEN=ADMIN,
-        SDH_POLL_INTERVAL="0.05",
-        SDH_DEPLOY_CONCURRENCY="3",
-        SDH_LOG_LEVEL="WARNING",
-    )
+    extra = {"SDH_ADMIN_TOKEN": ADMIN, "SDH_DEPLOY_CONCURRENCY": "3", "SDH_LOG_LEVEL": "WARNING"}
     if backend == "postgres":
         assert schema is not None
-        env.update(SDH_DATABASE_URL=PG_URL, SDH_DATABASE_SCHEMA=schema)
-    return env
-
-
-def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [SDH, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("sdh serve did not start")
-
-
-def _all_events(api: httpx.Client) -> list[dict]:
-    events, after = [], 0
-    while True:
-        page = api.get("/events", params={"after": after, "limit": 1000}).json()
-        events += page["events"]
-        if not page["events"]:
-            return events
-        after = page["next_after"]
+        extra.update(SDH_DATABASE_URL=PG_URL, SDH_DATABASE_SCHEMA=schema)
+    return sdh_env(data_dir, **extra)
 
 
 def _prepare(api: httpx.Client) -> list[str]:
@@ -74,12 +36,7 @@ def _prepare(api: httpx.Client) -> list[str]:
         env, tenant, inst = f"env{n}", f"tenant{n}", f"inst{n}"
         api.post("/environments", json={"name": env}).raise_for_status()
         api.post("/tenants", json={"tenant_id": tenant, "display_name": tenant}).raise_for_status()
-        api.post(
-            f"/tenants/{tenant}/installations", json={"installation_id": inst, "display_name": inst}
-        ).raise_for_status()
-        api.put(
-            f"/tenants/{tenant}/installations/{inst}/environments", json={"environments": [env]}
-        ).raise_for_status()
+        add_installation(api, tenant, inst, [env])
         for app in ("api", "worker"):
             api.put(
                 f"/applications/{app}/pipelines/{env}",
@@ -107,7 +64,7 @@ def test_every_accepted_deployment_finishes_once_when_sdh_is_killed_mid_rollout(
     base = f"http://127.0.0.1:{port}/api/v1"
     headers = {"Authorization": f"Bearer {ADMIN}"}
 
-    process = _start(env, port)
+    process = start_sdh(env, port)
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as api:
             installations = _prepare(api)
@@ -125,9 +82,9 @@ def test_every_accepted_deployment_finishes_once_when_sdh_is_killed_mid_rollout(
             assert unfinished_at_kill, "the kill must interrupt deployments in flight"
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.communicate(timeout=10)
 
-    process = _start(env, port)
+    process = start_sdh(env, port)
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as api:
             deadline = time.monotonic() + 30
@@ -140,7 +97,7 @@ def test_every_accepted_deployment_finishes_once_when_sdh_is_killed_mid_rollout(
             assert [i["status"] for i in rollout["installations"]] == ["completed"] * INSTALLATIONS
             assert rollout["release_status"] == "completely_released"
 
-            events = _all_events(api)
+            events = all_events(api)
             finished = collections.Counter(
                 e["data"]["deployment_id"]
                 for e in events
@@ -156,5 +113,4 @@ def test_every_accepted_deployment_finishes_once_when_sdh_is_killed_mid_rollout(
             history = api.get("/release-tracks/numero/releases/1.0.0/history").json()
             assert sorted(h["id"] for h in history) == sorted(ids)
     finally:
-        process.terminate()
-        process.wait(20)
+        stop_sdh(process)

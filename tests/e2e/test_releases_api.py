@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import add_installation, assert_problem, event_head, ok
+
 pytestmark = pytest.mark.e2e
 
 TRACK = "numero"
@@ -31,21 +33,6 @@ ORPHAN_IMAGE = "registry.example/reports:0.9.0"
 
 def release_path(version: str, track: str = TRACK) -> str:
     return f"/release-tracks/{track}/releases/{version}"
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code, body
-    assert body["detail"]
-    return body
 
 
 @dataclass
@@ -88,32 +75,9 @@ def platform(api: httpx.Client) -> None:
     for env in ("doc1", "doc2", "doc3", "doc4"):
         ok(api.post("/environments", json={"name": env}), 201)
     ok(api.post("/tenants", json={"tenant_id": "flareup123", "display_name": "flareup.xyz"}), 201)
-    ok(
-        api.post(
-            "/tenants/flareup123/installations",
-            json={"installation_id": "flareup-prod-1", "display_name": "Flareup Prod"},
-        ),
-        201,
-    )
-    ok(
-        api.put(
-            "/tenants/flareup123/installations/flareup-prod-1/environments",
-            json={"environments": ["doc1", "doc2"]},
-        )
-    )
+    add_installation(api, "flareup123", "flareup-prod-1", ["doc1", "doc2"], "Flareup Prod")
     ok(api.post("/tenants", json={"tenant_id": "acme", "display_name": "Acme"}), 201)
-    ok(
-        api.post(
-            "/tenants/acme/installations",
-            json={"installation_id": "acme-prod", "display_name": "Acme Prod"},
-        ),
-        201,
-    )
-    ok(
-        api.put(
-            "/tenants/acme/installations/acme-prod/environments", json={"environments": ["doc3"]}
-        )
-    )
+    add_installation(api, "acme", "acme-prod", ["doc3"], "Acme Prod")
     apps = {
         "payments": ("doc1", [("build", PAYMENTS_IMAGE)]),
         "checkout": ("doc2", [("build", CHECKOUT_IMAGES[0]), ("build", CHECKOUT_IMAGES[1])]),
@@ -1013,12 +977,11 @@ def test_release_text_is_refused_when_it_contains_nul(api, hub):
 def test_catalog_refuses_non_finite_numbers_when_body_has_nan_or_infinity(api, raw):
     api.post("/release-tracks", json={"name": "nan-track"})
     api.post("/release-tracks/nan-track/releases", json={"version": "1.0.0"})
-    head = api.get("/events", params={"limit": 1000}).json()["next_after"]
+    head = event_head(api)
     response = api.put(
         "/release-tracks/nan-track/releases/1.0.0/catalog",
         content=raw,
         headers={"Content-Type": "application/json"},
     )
-    assert response.status_code == 422
-    assert response.json()["code"] == "invalid_input"
-    assert api.get("/events", params={"limit": 1000}).json()["next_after"] == head
+    assert_problem(response, 422, "invalid_input")
+    assert event_head(api) == head

@@ -8,15 +8,22 @@ stage 2. Pipelines use the simulated adapter unless a test says otherwise.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers import (
+    JsonHandler,
+    add_installation,
+    assert_problem,
+    event_head,
+    http_receiver,
+    ok,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,29 +51,6 @@ HISTORY_FIELDS = {
 }
 
 
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
-
-
-def event_head(api: httpx.Client) -> int:
-    """The position of the last stored event, read through GET /events."""
-    after = 0
-    while True:
-        page = ok(api.get("/events", params={"after": after, "limit": 1000}))
-        if not page["events"]:
-            return after
-        after = page["events"][-1]["position"]
-
-
 def set_pipeline(api: httpx.Client, app: str, environment: str, target: dict[str, Any]) -> None:
     ok(api.put(f"/applications/{app}/pipelines/{environment}", json={"target": target}))
 
@@ -83,26 +67,13 @@ def set_up(
         ok(api.post("/applications", json={"name": app}), 201)
         ok(api.post(f"/applications/{app}/images", json={"workflow": "ci", "image": image}), 201)
     for tenant in tenants:
-        installation = f"{tenant}-prod"
         ok(api.post("/tenants", json={"tenant_id": tenant, "display_name": tenant.title()}), 201)
-        ok(
-            api.post(
-                f"/tenants/{tenant}/installations",
-                json={"installation_id": installation, "display_name": installation},
-            ),
-            201,
-        )
         for app in IMAGES:
             ok(api.post("/environments", json={"name": f"{tenant}-{app}"}), 201)
             set_pipeline(
                 api, app, f"{tenant}-{app}", (targets or {}).get(f"{tenant}-{app}", target)
             )
-        ok(
-            api.put(
-                f"/tenants/{tenant}/installations/{installation}/environments",
-                json={"environments": [f"{tenant}-{app}" for app in IMAGES]},
-            )
-        )
+        add_installation(api, tenant, f"{tenant}-prod", [f"{tenant}-{app}" for app in IMAGES])
     ok(api.post("/release-tracks", json={"name": "core"}), 201)
     ok(api.post(TRACK + "/releases", json={"version": "1.0.0"}), 201)
     ok(api.put(RELEASE + "/stages", json={"stages": [["api"], ["web"]]}))
@@ -129,13 +100,6 @@ def watch(
         if done(seen[-1]):
             return seen
         assert time.monotonic() < deadline, f"rollout never settled: {seen[-1]}"
-        time.sleep(0.05)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
 
 
@@ -188,7 +152,7 @@ def test_release_rolls_out_stage_by_stage_when_deployed_to_two_tenants(api, toke
 
     # Stage 2 before stage 1: refused as a whole, every refused pair listed, nothing stored.
     head = event_head(api)
-    refused = problem(
+    refused = assert_problem(
         deployer.post(DEPLOY, json={"installations": [A, B], "applications": ["web"]}),
         409,
         "stage_gate",
@@ -292,7 +256,7 @@ def test_rollout_lists_only_matching_installations_when_filtered_by_status_or_te
     assert listed(tenant_id="beta", status="ongoing") == []
     assert listed(tenant_id="gamma", status="yet_to_trigger") == ["gamma-prod"]
     assert listed(tenant_id="nobody") == []
-    problem(api.get(ROLLOUT, params={"status": "done"}), 422, "invalid_input")
+    assert_problem(api.get(ROLLOUT, params={"status": "done"}), 422, "invalid_input")
     failed = ok(api.get(HISTORY, params={"installation_id": B}))
     assert [(r["installation_id"], r["status"]) for r in failed] == [(B, "failed")]
 
@@ -315,7 +279,9 @@ def test_deployments_are_refused_and_nothing_changes_when_release_is_not_deploya
     ok(make(api))
     head, rollout = event_head(api), ok(api.get(ROLLOUT))
 
-    problem(api.post(DEPLOY, json={"installations": [A], "applications": ["api"]}), 409, code)
+    assert_problem(
+        api.post(DEPLOY, json={"installations": [A], "applications": ["api"]}), 409, code
+    )
 
     assert event_head(api) == head
     assert ok(api.get(ROLLOUT)) == rollout
@@ -336,7 +302,7 @@ def test_deployments_are_refused_with_the_reason_per_pair_when_an_installation_i
     )
     head, rollout = event_head(api), ok(api.get(ROLLOUT))
 
-    refused = problem(
+    refused = assert_problem(
         api.post(
             DEPLOY, json={"installations": [A, "gamma-prod", "nowhere"], "applications": ["api"]}
         ),
@@ -351,7 +317,7 @@ def test_deployments_are_refused_with_the_reason_per_pair_when_an_installation_i
         ("nowhere", "api", "deploy", "not_targeted"),
     ]
     # No pre-deploy step is configured: that phase cannot run anywhere.
-    refused = problem(
+    refused = assert_problem(
         api.post(DEPLOY, json={"installations": [A], "applications": ["api"], "phase": "pre"}),
         409,
         "deployment_refused",
@@ -376,7 +342,7 @@ def test_deployment_request_is_invalid_and_changes_nothing_when_body_is_malforme
         {"installations": [A], "applications": ["api"], "force": True},
         {"installations": ["Not An Id"], "applications": ["api"]},
     ):
-        problem(api.post(DEPLOY, json=body), 422, "invalid_input")
+        assert_problem(api.post(DEPLOY, json=body), 422, "invalid_input")
 
     assert event_head(api) == head
     assert ok(api.get(HISTORY)) == []
@@ -388,7 +354,7 @@ def test_unlock_is_refused_when_a_deployment_of_the_release_was_requested(api):
     watch(api, finished((A, "api")))
     head = event_head(api)
 
-    problem(api.post(RELEASE + "/unlock"), 409, "deployments_requested")
+    assert_problem(api.post(RELEASE + "/unlock"), 409, "deployments_requested")
 
     assert event_head(api) == head
     release = ok(api.get(RELEASE))
@@ -404,7 +370,7 @@ def test_release_returns_to_partially_released_when_resumed_after_a_hold(api):
     assert ok(api.post(RELEASE + "/hold", json={"reason": "incident 42"}))["status"] == "on_hold"
     assert release_statuses(api) == ("on_hold",) * 3
     head, rollout = event_head(api), ok(api.get(ROLLOUT))
-    held = problem(
+    held = assert_problem(
         api.post(DEPLOY, json={"installations": [B], "applications": ["api"]}),
         409,
         "release_on_hold",
@@ -423,7 +389,7 @@ def test_only_rollout_roles_may_request_deployments_when_tokens_differ(api, toke
     set_up(api)
     body = {"installations": [A], "applications": ["api"]}
     for role, tenant in (("developer", None), ("viewer", None), ("tenant", "alpha")):
-        problem(token_for(role, tenant_id=tenant).post(DEPLOY, json=body), 403, "forbidden")
+        assert_problem(token_for(role, tenant_id=tenant).post(DEPLOY, json=body), 403, "forbidden")
     assert ok(api.get(HISTORY)) == []
 
     deploy(token_for("deployer", name="dep-1"), [A], "api")
@@ -458,10 +424,10 @@ def test_tenant_sees_only_its_own_installation_when_reading_rollout_and_history(
         if response.status_code == 200:
             found = response.json()
             assert (found["installations"] if isinstance(found, dict) else found) == []
-    problem(alpha.get(f"/deployments/{by_installation[B]}"), 404, "not_found")
+    assert_problem(alpha.get(f"/deployments/{by_installation[B]}"), 404, "not_found")
     for response in (own, history, *asked_for_beta):
         assert "beta" not in response.text
-    problem(
+    assert_problem(
         alpha.post(DEPLOY, json={"installations": [A], "applications": ["web"]}), 403, "forbidden"
     )
 
@@ -472,28 +438,14 @@ def accepting_receiver() -> Iterator[tuple[str, list[str]]]:
     yields its URL and the Idempotency-Key of each request it got."""
     keys: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             keys.append(self.headers.get("Idempotency-Key", ""))
-            answer = json.dumps({"accepted": True}).encode()
-            self.send_response(202)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            self.answer(202, {"accepted": True})
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.daemon_threads = True
-    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{receiver.server_address[1]}/deploy", keys
-    receiver.shutdown()
-    receiver.server_close()
-    thread.join(5)
+    with http_receiver(Handler) as url:
+        yield f"{url}/deploy", keys
 
 
 def test_reported_result_is_recorded_once_when_a_deployer_reports_it(
@@ -503,13 +455,13 @@ def test_reported_result_is_recorded_once_when_a_deployer_reports_it(
     set_up(api, targets={"alpha-api": {"webhook": {"url": url, "secret": "k"}}})
     (queued,) = deploy(api, [A], "api")
     result = f"/deployments/{queued['id']}/result"
-    eventually(lambda: keys)
+    wait_until(lambda: keys)
     assert keys == [queued["id"]]
     # Accepted by the receiver, and waiting for its report.
-    eventually(lambda: ok(api.get(f"/deployments/{queued['id']}"))["status"] == "in_progress")
+    wait_until(lambda: ok(api.get(f"/deployments/{queued['id']}"))["status"] == "in_progress")
 
     for role in ("viewer", "release-manager", "developer"):
-        problem(token_for(role).post(result, json={"status": "succeeded"}), 403, "forbidden")
+        assert_problem(token_for(role).post(result, json={"status": "succeeded"}), 403, "forbidden")
     reporter = token_for("deployer", name="vendor-ci")
     for body in (
         {"status": "done"},
@@ -517,7 +469,7 @@ def test_reported_result_is_recorded_once_when_a_deployer_reports_it(
         {"status": "succeeded", "extra": 1},
         {"status": "succeeded", "message": "x" * 2001},
     ):
-        problem(reporter.post(result, json=body), 422, "invalid_input")
+        assert_problem(reporter.post(result, json=body), 422, "invalid_input")
     assert ok(api.get(f"/deployments/{queued['id']}"))["status"] == "in_progress"
 
     reported = ok(reporter.post(result, json={"status": "succeeded", "message": "rolled by CI"}))
@@ -533,13 +485,13 @@ def test_reported_result_is_recorded_once_when_a_deployer_reports_it(
     again = ok(reporter.post(result, json={"status": "succeeded", "message": "rolled by CI"}))
     assert again["status"] == "succeeded"
     assert event_head(api) == head
-    problem(reporter.post(result, json={"status": "failed"}), 409, "deployment_finished")
+    assert_problem(reporter.post(result, json={"status": "failed"}), 409, "deployment_finished")
     assert event_head(api) == head
     assert ok(api.get(HISTORY)) == [row]
 
     rollout_hex = queued["id"].split("-")[0]
     for unknown in ("0" * 32 + "-1", f"{rollout_hex}-99", "nope"):
-        problem(
+        assert_problem(
             reporter.post(f"/deployments/{unknown}/result", json={"status": "succeeded"}),
             404,
             "not_found",

@@ -5,30 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.helpers import assert_problem, event_head
+
 pytestmark = pytest.mark.e2e
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def event_head(api: httpx.Client) -> int:
-    """Position of the newest event in the global log (0 when empty)."""
-    head, after = 0, 0
-    while True:
-        page = api.get("/events", params={"after": after, "limit": 1000})
-        assert page.status_code == 200, page.text
-        events = page.json()["events"]
-        if not events:
-            return head
-        head = after = events[-1]["position"]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code
 
 
 def make_tenant(api: httpx.Client, tenant_id: str, *installations: str) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import ok
+
 pytestmark = pytest.mark.e2e
 
 RELEASE = "/release-tracks/numero/releases/1.0.0"
@@ -20,11 +22,6 @@ PAYMENTS = ("payments-ci", "registry.example/payments:2024.06.1")
 CHECKOUT = ("checkout-ci", "registry.example/checkout:2024.06.3")
 PAYMENTS_NOTES = "## Payments\n\n1. Run `migrate --to 42`\n2. Rotate the *gateway* key"
 CHECKOUT_NOTES = "Enable the `new-cart` flag after rollout."
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def set_up_platform(api: httpx.Client) -> None:

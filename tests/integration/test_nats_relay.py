@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import queue
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +33,7 @@ from api.bootstrap import Runtime, build_runtime
 from application.hub import Hub
 from application.log import RecordedEvent
 from tests.conftest import IN_CI, Server, free_port, make_settings
+from tests.helpers import SDH, run_sdh, sdh_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +42,6 @@ TRACK, SEMVER = "shop", "1.0.0"
 SIMULATE: dict[str, Any] = {"simulate": {"seconds": 0}}
 SECRET = "hunter2-webhook-secret"
 WEBHOOK: dict[str, Any] = {"webhook": {"url": "https://deploy.example/hook", "secret": SECRET}}
-SDH = str(Path(sys.executable).with_name("sdh"))
 
 
 # --- a private nats-server ----------------------------------------------------------
@@ -175,14 +173,6 @@ def read_stream(url: str) -> tuple[int, list[Published]]:
             await nc.close()
 
     return asyncio.run(read())
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def relayed_all(runtime: Runtime, timeout: float = 20) -> None:
@@ -496,14 +486,6 @@ def test_relay_lag_and_error_show_in_readyz_and_metrics_when_nats_is_down(
 # --- sdh events tail ----------------------------------------------------------------
 
 
-def _cli_env(nats_url: str | None, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SDH_")}
-    env["SDH_DATA_DIR"] = str(data_dir)
-    if nats_url is not None:
-        env["SDH_NATS_URL"] = nats_url
-    return env
-
-
 def _lines(stream: Any) -> queue.Queue[str]:
     lines: queue.Queue[str] = queue.Queue()
 
@@ -521,7 +503,7 @@ def test_events_tail_prints_an_event_published_after_it_started(
 ) -> None:
     tail = subprocess.Popen(
         [SDH, "events", "tail", "--subject", "sdh.environment.>"],
-        env=_cli_env(nats_server.url, tmp_path / "cli"),
+        env=sdh_env(tmp_path / "cli", SDH_NATS_URL=nats_server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -550,21 +532,10 @@ def test_events_tail_prints_an_event_published_after_it_started(
 def test_events_tail_exits_2_with_a_reason_when_nats_is_not_configured_or_unreachable(
     tmp_path: Path,
 ) -> None:
-    unset = subprocess.run(
-        [SDH, "events", "tail"],
-        env=_cli_env(None, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    unset = run_sdh(sdh_env(tmp_path), "events", "tail", timeout=20)
     assert unset.returncode == 2
     assert "SDH_NATS_URL" in unset.stderr
-    down = subprocess.run(
-        [SDH, "events", "tail"],
-        env=_cli_env(f"nats://127.0.0.1:{free_port()}", tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    unreachable = sdh_env(tmp_path, SDH_NATS_URL=f"nats://127.0.0.1:{free_port()}")
+    down = run_sdh(unreachable, "events", "tail", timeout=20)
     assert down.returncode == 2
     assert "unreachable" in down.stderr

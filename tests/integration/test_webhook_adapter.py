@@ -14,15 +14,15 @@ import hashlib
 import hmac
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers import JsonHandler, add_installation, http_receiver, ok, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,6 @@ RELEASE = TRACK + "/releases/1.0.0"
 IMAGE = "registry.example/api:2.1.0"
 REPORTED = "deployed by vendor CI run 77"
 SYNC_FAILURE = "helm upgrade failed: timed out"
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -90,7 +85,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             valid = hmac.compare_digest(
@@ -112,26 +107,9 @@ def receiver() -> Iterator[Receiver]:
                 elif self.path == "/later-failed":
                     state.report_later(result_url, "failed", "smoke tests failed")
 
-        def answer(self, status: int, document: dict[str, Any]) -> None:
-            payload = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with http_receiver(Handler) as url:
+        state.url = url
+        yield state
 
 
 @pytest.fixture
@@ -155,20 +133,8 @@ def set_up(api: httpx.Client, paths: dict[str, str], secret: str = SECRET) -> No
     ok(api.post("/applications/api/images", json={"workflow": "ci", "image": IMAGE}), 201)
     for tenant, url in paths.items():
         ok(api.post("/tenants", json={"tenant_id": tenant, "display_name": tenant}), 201)
-        ok(
-            api.post(
-                f"/tenants/{tenant}/installations",
-                json={"installation_id": f"{tenant}-prod", "display_name": tenant},
-            ),
-            201,
-        )
         ok(api.post("/environments", json={"name": f"{tenant}-api", "namespace": tenant}), 201)
-        ok(
-            api.put(
-                f"/tenants/{tenant}/installations/{tenant}-prod/environments",
-                json={"environments": [f"{tenant}-api"]},
-            )
-        )
+        add_installation(api, tenant, f"{tenant}-prod", [f"{tenant}-api"], tenant)
         target = {"webhook": {"url": url, "secret": secret}}
         ok(api.put(f"/applications/api/pipelines/{tenant}-api", json={"target": target}))
     ok(api.post("/release-tracks", json={"name": "core"}), 201)
@@ -184,14 +150,6 @@ def deploy(client: httpx.Client, installations: list[str]) -> dict[str, str]:
     body = {"installations": installations, "applications": ["api"]}
     answer = ok(client.post(RELEASE + "/deployments", json=body), 202)
     return {d["installation_id"]: d["id"] for d in answer["deployments"]}
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-    return value
 
 
 def finished(api: httpx.Client, installations: list[str]) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -484,9 +484,14 @@ def test_revoke_token_raises_not_found_when_token_is_unknown(hub: Hub) -> None:
 # --- concurrency ------------------------------------------------------------------------------
 
 
-def test_save_raises_integrity_error_when_two_copies_change_the_same_version(hub: Hub) -> None:
+def draft_release(hub: Hub) -> None:
+    """An empty draft, shop 1.0.0, in a track without a catalog schema."""
     hub.create_track(TRACK, "", None, ACTOR)
     hub.create_release(TRACK, "1.0.0", None, "", None, ACTOR)
+
+
+def test_save_raises_integrity_error_when_two_copies_change_the_same_version(hub: Hub) -> None:
+    draft_release(hub)
     mine = hub.get_release(TRACK, "1.0.0")
     theirs = hub.get_release(TRACK, "1.0.0")
     mine.set_notes("mine", ACTOR)
@@ -509,30 +514,43 @@ def test_create_conflicts_when_a_second_copy_is_saved_under_the_same_id(hub: Hub
     assert hub.get_release(TRACK, "1.0.0").name == "first"
 
 
-def rival_note(hub: Hub, text: str) -> None:
-    """Someone else writes the release between our load and our save."""
-    rival = hub.get_release(TRACK, "1.0.0")
-    rival.set_notes(text, "bob")
-    hub.save(rival)
+class RacedCommand:
+    """A command on shop 1.0.0 for ``hub._execute``, counting its attempts. Each attempt
+    loads the release; then, on the first ``rivals`` attempts (all when None), someone
+    else saves ``rival(their copy, attempt)`` before ``change`` is applied to ours."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        change: Callable[[Release], None],
+        rival: Callable[[Release, int], None],
+        rivals: int | None = 1,
+    ) -> None:
+        self.hub, self.change, self.rival, self.rivals = hub, change, rival, rivals
+        self.calls = 0
+
+    def __call__(self) -> list[Aggregate]:
+        self.calls += 1
+        release = self.hub.get_release(TRACK, "1.0.0")
+        if self.rivals is None or self.calls <= self.rivals:
+            theirs = self.hub.get_release(TRACK, "1.0.0")
+            self.rival(theirs, self.calls)
+            self.hub.save(theirs)
+        self.change(release)
+        return [release]
 
 
 def test_execute_retries_on_fresh_state_when_first_save_conflicts(hub: Hub) -> None:
-    hub.create_track(TRACK, "", None, ACTOR)
-    hub.create_release(TRACK, "1.0.0", None, "", None, ACTOR)
-    calls = 0
-
-    def command() -> list[Aggregate]:
-        nonlocal calls
-        calls += 1
-        release = hub.get_release(TRACK, "1.0.0")
-        if calls == 1:
-            rival_note(hub, "rival notes")
-        release.set_catalog({"tier": "gold"}, ACTOR)
-        return [release]
+    draft_release(hub)
+    command = RacedCommand(
+        hub,
+        change=lambda release: release.set_catalog({"tier": "gold"}, ACTOR),
+        rival=lambda theirs, _: theirs.set_notes("rival notes", "bob"),
+    )
 
     outcome = hub._execute(command)
 
-    assert calls == 2
+    assert command.calls == 2
     assert outcome.changed
     assert outcome.position == hub.last_position()
     release = hub.get_release(TRACK, "1.0.0")
@@ -541,54 +559,41 @@ def test_execute_retries_on_fresh_state_when_first_save_conflicts(hub: Hub) -> N
 
 
 def test_execute_applies_rules_to_winners_state_when_retrying(hub: Hub) -> None:
-    hub.create_track(TRACK, "", None, ACTOR)
-    hub.create_release(TRACK, "1.0.0", None, "", None, ACTOR)
-    calls = 0
-
-    def command() -> list[Aggregate]:
-        nonlocal calls
-        calls += 1
-        release = hub.get_release(TRACK, "1.0.0")
-        if calls == 1:
-            rival = hub.get_release(TRACK, "1.0.0")
-            rival.rescind("withdrawn", "bob")
-            hub.save(rival)
-        release.set_notes("too late", ACTOR)
-        return [release]
+    draft_release(hub)
+    command = RacedCommand(
+        hub,
+        change=lambda release: release.set_notes("too late", ACTOR),
+        rival=lambda theirs, _: theirs.rescind("withdrawn", "bob"),
+    )
 
     with pytest.raises(ReleaseRescindedError):
         hub._execute(command)
 
-    assert calls == 2
+    assert command.calls == 2
     assert hub.get_release(TRACK, "1.0.0").notes == ""
 
 
 def test_execute_raises_concurrent_modification_when_every_save_conflicts(hub: Hub) -> None:
-    hub.create_track(TRACK, "", None, ACTOR)
-    hub.create_release(TRACK, "1.0.0", None, "", None, ACTOR)
-    calls = 0
-
-    def command() -> list[Aggregate]:
-        nonlocal calls
-        calls += 1
-        release = hub.get_release(TRACK, "1.0.0")
-        rival_note(hub, f"rival {calls}")
-        release.set_catalog({"tier": "gold"}, ACTOR)
-        return [release]
+    draft_release(hub)
+    command = RacedCommand(
+        hub,
+        change=lambda release: release.set_catalog({"tier": "gold"}, ACTOR),
+        rival=lambda theirs, attempt: theirs.set_notes(f"rival {attempt}", "bob"),
+        rivals=None,
+    )
 
     with pytest.raises(ConcurrentModificationError) as raised:
         hub._execute(command)
 
     assert raised.value.code == "concurrent_modification"
-    assert calls == MAX_ATTEMPTS
+    assert command.calls == MAX_ATTEMPTS
     release = hub.get_release(TRACK, "1.0.0")
     assert release.catalog is None
     assert release.notes == f"rival {MAX_ATTEMPTS}"
 
 
 def test_execute_reports_unchanged_when_command_changes_nothing(hub: Hub) -> None:
-    hub.create_track(TRACK, "", None, ACTOR)
-    hub.create_release(TRACK, "1.0.0", None, "", None, ACTOR)
+    draft_release(hub)
     hub.set_notes(TRACK, "1.0.0", "same", ACTOR)
     position = hub.last_position()
     assert hub.set_notes(TRACK, "1.0.0", "same", ACTOR) == Outcome(position=0, changed=False)

@@ -11,31 +11,14 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Libraries of the outer layers: the inner ones must not depend on them.
+OUTER_LIBRARIES = {"psycopg", "nats", "fastapi", "kubernetes", "httpx"}
+
 # layer -> top-level modules it must never import
 FORBIDDEN = {
-    "domain": {
-        "application",
-        "projections",
-        "adapters",
-        "api",
-        "psycopg",
-        "nats",
-        "fastapi",
-        "kubernetes",
-        "httpx",
-        "os",
-    },
-    "application": {
-        "projections",
-        "adapters",
-        "api",
-        "psycopg",
-        "nats",
-        "fastapi",
-        "kubernetes",
-        "httpx",
-    },
-    "projections": {"adapters", "api", "psycopg", "nats", "fastapi", "kubernetes", "httpx"},
+    "domain": {"application", "projections", "adapters", "api", "os", *OUTER_LIBRARIES},
+    "application": {"projections", "adapters", "api", *OUTER_LIBRARIES},
+    "projections": {"adapters", "api", *OUTER_LIBRARIES},
     "adapters": {"api", "fastapi"},
 }
 

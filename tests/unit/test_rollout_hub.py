@@ -10,8 +10,8 @@ reaches ``us-prod`` through a webhook with a secret.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import pytest
 
@@ -30,6 +30,8 @@ from domain.errors import (
 from domain.rollout import Rollout, parse_deployment_id
 
 pytestmark = pytest.mark.unit
+
+E = TypeVar("E", bound=Exception)
 
 ACTOR = "alice"
 DEPLOYER = "sdh-deployer"
@@ -80,6 +82,12 @@ def platform(hub: Hub) -> None:
     hub.create_track(TRACK, "", None, ACTOR)
 
 
+def environment(name: str, target: dict[str, Any] = SIMULATE) -> dict[str, Any]:
+    """One environment of a deployment, as the hub resolves it from ``ENVIRONMENTS``."""
+    cluster, namespace = ENVIRONMENTS[name]
+    return {"environment": name, "cluster": cluster, "namespace": namespace, "target": target}
+
+
 def locked_release(hub: Hub, semver: str = SEMVER) -> None:
     hub.create_release(TRACK, semver, None, "", None, ACTOR)
     hub.set_stages(TRACK, semver, [["db", "api"], ["web"]], ACTOR)
@@ -101,6 +109,37 @@ def request(
     ).deployments
 
 
+def refused(
+    hub: Hub,
+    error: type[E],
+    installations: list[str],
+    applications: list[str],
+    phase: str = "deploy",
+) -> E:
+    """Requests deployments that must be refused with ``error``; asserts nothing was stored."""
+    position = hub.last_position()
+    with pytest.raises(error) as raised:
+        request(hub, installations, applications, phase)
+    assert hub.last_position() == position
+    return raised.value
+
+
+def started(hub: Hub, installations: list[str], applications: list[str]) -> list[QueuedDeployment]:
+    """Requests deployments and starts them all."""
+    queued = request(hub, installations, applications)
+    hub.start_deployments([d.id for d in queued], DEPLOYER)
+    return queued
+
+
+def succeed(
+    hub: Hub, deployments: Sequence[QueuedDeployment | DeploymentTask], message: str = ""
+) -> int:
+    """Reports every one of ``deployments`` as succeeded."""
+    return hub.finish_deployments(
+        [DeploymentOutcome(d.id, True, message) for d in deployments], DEPLOYER
+    )
+
+
 def events_after(hub: Hub, position: int) -> list[RecordedEvent]:
     return hub.read_events(position, 1000)
 
@@ -117,9 +156,7 @@ def status_of(hub: Hub, deployment: QueuedDeployment) -> str:
 
 def deploy_stage_one(hub: Hub) -> None:
     """db and api succeed on acme-prod."""
-    queued = request(hub, ["acme-prod"], ["db", "api"])
-    hub.start_deployments([d.id for d in queued], DEPLOYER)
-    hub.finish_deployments([DeploymentOutcome(d.id, True, "ok") for d in queued], DEPLOYER)
+    succeed(hub, started(hub, ["acme-prod"], ["db", "api"]), "ok")
 
 
 def refusal_of(error: DeploymentRefusedError) -> list[tuple[str, str, str]]:
@@ -131,38 +168,29 @@ def refusal_of(error: DeploymentRefusedError) -> list[tuple[str, str, str]]:
 
 def test_request_deployments_raises_invalid_status_when_release_is_draft(hub: Hub) -> None:
     locked_release(hub)
-    position = hub.last_position()
 
-    with pytest.raises(InvalidReleaseStatusError) as raised:
-        request(hub, ["acme-prod"], ["db"])
+    error = refused(hub, InvalidReleaseStatusError, ["acme-prod"], ["db"])
 
-    assert raised.value.code == "invalid_status"
-    assert hub.last_position() == position
+    assert error.code == "invalid_status"
 
 
 def test_request_deployments_raises_release_on_hold_when_release_is_held(hub: Hub) -> None:
     ready_release(hub)
     hub.hold(TRACK, SEMVER, "incident 42", ACTOR)
-    position = hub.last_position()
 
-    with pytest.raises(ReleaseOnHoldError) as raised:
-        request(hub, ["acme-prod"], ["db"])
+    error = refused(hub, ReleaseOnHoldError, ["acme-prod"], ["db"])
 
-    assert raised.value.code == "release_on_hold"
-    assert "incident 42" in raised.value.detail
-    assert hub.last_position() == position
+    assert error.code == "release_on_hold"
+    assert "incident 42" in error.detail
 
 
 def test_request_deployments_raises_release_rescinded_when_release_is_rescinded(hub: Hub) -> None:
     ready_release(hub)
     hub.rescind(TRACK, SEMVER, "broken build", ACTOR)
-    position = hub.last_position()
 
-    with pytest.raises(ReleaseRescindedError) as raised:
-        request(hub, ["acme-prod"], ["db"])
+    error = refused(hub, ReleaseRescindedError, ["acme-prod"], ["db"])
 
-    assert raised.value.code == "release_rescinded"
-    assert hub.last_position() == position
+    assert error.code == "release_rescinded"
 
 
 # --- refusals: all or nothing ----------------------------------------------------------------
@@ -174,19 +202,17 @@ def test_request_deployments_lists_every_refused_pair_and_queues_nothing_when_st
     ready_release(hub)
     position = hub.last_position()
 
-    with pytest.raises(StageGateError) as raised:
-        request(hub, ["acme-prod", "globex-prod", "acme-test"], ["api", "web"])
+    error = refused(hub, StageGateError, ["acme-prod", "globex-prod", "acme-test"], ["api", "web"])
 
-    assert raised.value.code == "stage_gate"
-    assert refusal_of(raised.value) == [
+    assert error.code == "stage_gate"
+    assert refusal_of(error) == [
         ("acme-prod", "web", "stage_gate"),
         ("globex-prod", "web", "stage_gate"),
         ("acme-test", "api", "not_targeted"),
         ("acme-test", "web", "not_targeted"),
     ]
-    assert all(r["phase"] == "deploy" for r in raised.value.extra["refused"])
+    assert all(r["phase"] == "deploy" for r in error.extra["refused"])
     # api could have gone to acme-prod and globex-prod, but nothing was queued.
-    assert hub.last_position() == position
     assert events_after(hub, position) == []
     for installation_id in ("acme-prod", "globex-prod", "acme-test"):
         assert Rollout.create_id(TRACK, SEMVER, installation_id) not in hub.repository
@@ -197,15 +223,12 @@ def test_request_deployments_raises_deployment_refused_when_installation_is_not_
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    position = hub.last_position()
 
-    with pytest.raises(DeploymentRefusedError) as raised:
-        request(hub, ["acme-test"], ["api"])
+    error = refused(hub, DeploymentRefusedError, ["acme-test"], ["api"])
 
-    assert type(raised.value) is DeploymentRefusedError
-    assert raised.value.code == "deployment_refused"
-    assert refusal_of(raised.value) == [("acme-test", "api", "not_targeted")]
-    assert hub.last_position() == position
+    assert type(error) is DeploymentRefusedError
+    assert error.code == "deployment_refused"
+    assert refusal_of(error) == [("acme-test", "api", "not_targeted")]
 
 
 def test_request_deployments_refuses_not_targeted_when_app_has_no_pipeline_to_installation(
@@ -213,31 +236,25 @@ def test_request_deployments_refuses_not_targeted_when_app_has_no_pipeline_to_in
 ) -> None:
     """globex-prod is targeted (by api and web), but db has no pipeline there."""
     ready_release(hub)
-    position = hub.last_position()
 
-    with pytest.raises(DeploymentRefusedError) as raised:
-        request(hub, ["globex-prod"], ["db", "api"])
+    error = refused(hub, DeploymentRefusedError, ["globex-prod"], ["db", "api"])
 
-    assert type(raised.value) is DeploymentRefusedError
-    assert refusal_of(raised.value) == [("globex-prod", "db", "not_targeted")]
+    assert type(error) is DeploymentRefusedError
+    assert refusal_of(error) == [("globex-prod", "db", "not_targeted")]
     assert Rollout.create_id(TRACK, SEMVER, "globex-prod") not in hub.repository
-    assert hub.last_position() == position
 
 
 def test_request_deployments_refuses_phase_not_configured_when_app_has_no_pre_deploy(
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    position = hub.last_position()
 
-    with pytest.raises(DeploymentRefusedError) as raised:
-        request(hub, ["acme-prod"], ["db", "api"], phase="pre")
+    error = refused(hub, DeploymentRefusedError, ["acme-prod"], ["db", "api"], phase="pre")
 
-    assert type(raised.value) is DeploymentRefusedError
-    assert [(r["application"], r["phase"], r["reason"]) for r in raised.value.extra["refused"]] == [
+    assert type(error) is DeploymentRefusedError
+    assert [(r["application"], r["phase"], r["reason"]) for r in error.extra["refused"]] == [
         ("api", "pre", "phase_not_configured")
     ]
-    assert hub.last_position() == position
     # db has a pre-deploy step: alone, it is queued with that step as its target.
     (queued,) = request(hub, ["acme-prod"], ["db"], phase="pre")
     assert queued.phase == "pre"
@@ -247,14 +264,11 @@ def test_request_deployments_refuses_phase_not_configured_when_app_has_no_pre_de
 
 def test_request_deployments_raises_not_found_when_application_is_unknown(hub: Hub) -> None:
     ready_release(hub)
-    position = hub.last_position()
 
-    with pytest.raises(NotFoundError) as raised:
-        request(hub, ["acme-prod"], ["db", "ghost"])
+    error = refused(hub, NotFoundError, ["acme-prod"], ["db", "ghost"])
 
-    assert raised.value.code == "not_found"
-    assert raised.value.extra == {"applications": ["ghost"]}
-    assert hub.last_position() == position
+    assert error.code == "not_found"
+    assert error.extra == {"applications": ["ghost"]}
 
 
 def test_request_deployments_refuses_in_progress_when_same_app_and_phase_is_queued(
@@ -262,13 +276,10 @@ def test_request_deployments_refuses_in_progress_when_same_app_and_phase_is_queu
 ) -> None:
     ready_release(hub)
     request(hub, ["acme-prod"], ["db"])
-    position = hub.last_position()
 
-    with pytest.raises(DeploymentRefusedError) as raised:
-        request(hub, ["acme-prod"], ["db"])
+    error = refused(hub, DeploymentRefusedError, ["acme-prod"], ["db"])
 
-    assert refusal_of(raised.value) == [("acme-prod", "db", "in_progress")]
-    assert hub.last_position() == position
+    assert refusal_of(error) == [("acme-prod", "db", "in_progress")]
 
 
 # --- accepted requests -----------------------------------------------------------------------
@@ -331,20 +342,7 @@ def test_deployment_queued_events_carry_environments_and_image_when_requested(hu
     assert queued.data["stage"] == 1
     assert queued.data["image"] == "api:2.0"
     assert queued.data["workflow"] == "build"
-    assert queued.data["environments"] == [
-        {
-            "environment": "eu-prod",
-            "cluster": "cluster-eu",
-            "namespace": "shop",
-            "target": SIMULATE,
-        },
-        {
-            "environment": "eu-stage",
-            "cluster": "cluster-eu",
-            "namespace": "shop-stage",
-            "target": SIMULATE,
-        },
-    ]
+    assert queued.data["environments"] == [environment("eu-prod"), environment("eu-stage")]
 
 
 def test_as_json_hides_webhook_secret_when_deployment_targets_a_webhook(hub: Hub) -> None:
@@ -399,20 +397,7 @@ def test_start_deployments_returns_tasks_with_installation_environments_when_que
             application="api",
             phase="deploy",
             image="api:2.0",
-            environments=[
-                {
-                    "environment": "eu-prod",
-                    "cluster": "cluster-eu",
-                    "namespace": "shop",
-                    "target": SIMULATE,
-                },
-                {
-                    "environment": "eu-stage",
-                    "cluster": "cluster-eu",
-                    "namespace": "shop-stage",
-                    "target": SIMULATE,
-                },
-            ],
+            environments=[environment("eu-prod"), environment("eu-stage")],
         ),
         DeploymentTask(
             id=queued[1].id,
@@ -423,14 +408,7 @@ def test_start_deployments_returns_tasks_with_installation_environments_when_que
             application="api",
             phase="deploy",
             image="api:2.0",
-            environments=[
-                {
-                    "environment": "us-prod",
-                    "cluster": "cluster-us",
-                    "namespace": "shop",
-                    "target": WEBHOOK,
-                }
-            ],
+            environments=[environment("us-prod", WEBHOOK)],
         ),
     ]
     assert [status_of(hub, d) for d in queued] == ["in_progress", "in_progress"]
@@ -440,11 +418,10 @@ def test_start_deployments_returns_tasks_with_installation_environments_when_que
 
 def test_start_deployments_skips_deployments_when_already_started(hub: Hub) -> None:
     ready_release(hub)
-    queued = request(hub, ["acme-prod"], ["api"])
-    hub.start_deployments([queued[0].id], DEPLOYER)
+    (queued,) = started(hub, ["acme-prod"], ["api"])
     position = hub.last_position()
 
-    assert hub.start_deployments([queued[0].id], "another-worker") == []
+    assert hub.start_deployments([queued.id], "another-worker") == []
     assert hub.last_position() == position
 
 
@@ -475,13 +452,10 @@ def test_finish_deployments_records_outcomes_and_emits_stage_deployed_when_stage
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    queued = request(hub, ["acme-prod"], ["db", "api"])
-    hub.start_deployments([d.id for d in queued], DEPLOYER)
+    queued = started(hub, ["acme-prod"], ["db", "api"])
     position = hub.last_position()
 
-    last = hub.finish_deployments(
-        [DeploymentOutcome(d.id, True, "rolled out") for d in queued], DEPLOYER
-    )
+    last = succeed(hub, queued, "rolled out")
 
     new = events_after(hub, position)
     assert [e.type for e in new] == ["DeploymentSucceeded", "DeploymentSucceeded", "StageDeployed"]
@@ -499,9 +473,8 @@ def test_finish_deployments_drops_a_contradicting_outcome_when_deployment_alread
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    (queued,) = request(hub, ["acme-prod"], ["db"])
-    hub.start_deployments([queued.id], DEPLOYER)
-    hub.finish_deployments([DeploymentOutcome(queued.id, True, "ok")], DEPLOYER)
+    (queued,) = started(hub, ["acme-prod"], ["db"])
+    succeed(hub, [queued], "ok")
     position = hub.last_position()
 
     last = hub.finish_deployments([DeploymentOutcome(queued.id, False, "late failure")], DEPLOYER)
@@ -516,8 +489,7 @@ def test_finish_deployments_keeps_the_first_outcome_when_one_batch_contradicts_i
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    (queued,) = request(hub, ["acme-prod"], ["db"])
-    hub.start_deployments([queued.id], DEPLOYER)
+    (queued,) = started(hub, ["acme-prod"], ["db"])
 
     hub.finish_deployments(
         [
@@ -533,8 +505,7 @@ def test_finish_deployments_keeps_the_first_outcome_when_one_batch_contradicts_i
 
 def test_report_result_is_harmless_when_the_same_status_is_reported_again(hub: Hub) -> None:
     ready_release(hub)
-    (queued,) = request(hub, ["globex-prod"], ["api"])
-    hub.start_deployments([queued.id], DEPLOYER)
+    (queued,) = started(hub, ["globex-prod"], ["api"])
     first = hub.report_result(queued.id, True, "done", "webhook")
     position = hub.last_position()
 
@@ -550,8 +521,7 @@ def test_report_result_raises_deployment_finished_when_a_different_status_is_rep
     hub: Hub,
 ) -> None:
     ready_release(hub)
-    (queued,) = request(hub, ["globex-prod"], ["api"])
-    hub.start_deployments([queued.id], DEPLOYER)
+    (queued,) = started(hub, ["globex-prod"], ["api"])
     hub.report_result(queued.id, False, "timeout", "webhook")
     position = hub.last_position()
 
@@ -575,33 +545,27 @@ def test_request_deployments_queues_stage_two_when_stage_one_succeeded_on_the_in
     (queued,) = request(hub, ["acme-prod"], ["web"])
 
     assert (queued.installation_id, queued.application) == ("acme-prod", "web")
-    tasks = hub.start_deployments([queued.id], DEPLOYER)
-    hub.finish_deployments([DeploymentOutcome(t.id, True, "") for t in tasks], DEPLOYER)
+    succeed(hub, hub.start_deployments([queued.id], DEPLOYER))
     rollout = rollout_of(hub, "acme-prod")
     assert rollout.completed_stages == [1, 2]
     assert rollout.status == "completed"
     # The gate is per installation: on globex-prod api has not succeeded yet.
-    with pytest.raises(StageGateError) as raised:
-        request(hub, ["globex-prod"], ["web"])
-    assert refusal_of(raised.value) == [("globex-prod", "web", "stage_gate")]
+    error = refused(hub, StageGateError, ["globex-prod"], ["web"])
+    assert refusal_of(error) == [("globex-prod", "web", "stage_gate")]
 
 
 def test_request_deployments_keeps_the_gate_closed_when_a_stage_one_app_failed(hub: Hub) -> None:
     ready_release(hub)
-    queued = request(hub, ["acme-prod"], ["db", "api"])
-    hub.start_deployments([d.id for d in queued], DEPLOYER)
+    queued = started(hub, ["acme-prod"], ["db", "api"])
     hub.finish_deployments(
         [DeploymentOutcome(queued[0].id, True, ""), DeploymentOutcome(queued[1].id, False, "")],
         DEPLOYER,
     )
 
-    with pytest.raises(StageGateError):
-        request(hub, ["acme-prod"], ["web"])
+    refused(hub, StageGateError, ["acme-prod"], ["web"])
 
     # A retry of the failed app is accepted, and its success opens the gate.
-    (retry,) = request(hub, ["acme-prod"], ["api"])
-    hub.start_deployments([retry.id], DEPLOYER)
-    hub.finish_deployments([DeploymentOutcome(retry.id, True, "")], DEPLOYER)
+    succeed(hub, started(hub, ["acme-prod"], ["api"]))
     assert [d.application for d in request(hub, ["acme-prod"], ["web"])] == ["web"]
 
 
