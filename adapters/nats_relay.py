@@ -351,6 +351,10 @@ class NatsRelay:
     def position(self) -> int:
         return self._position
 
+    def resume(self) -> None:
+        """Taking over from another process: continue from its checkpoint."""
+        self._position = self.checkpoint.load()
+
     def start(self) -> None:
         """Connects and ensures the stream in the background, so ``SDH_EVENTS`` exists
         before the first event (a consumer can subscribe to a fresh install)."""

@@ -15,6 +15,7 @@ from adapters.checkpoint import ViewStoreCheckpoint
 from adapters.deploy.kubernetes import KubeconfigClients, KubernetesDeployTarget
 from adapters.deploy.simulate import SimulatedDeployTarget
 from adapters.deploy.webhook import WebhookDeployTarget
+from adapters.leases import FileLease, PostgresAdvisoryLease
 from adapters.nats_relay import NatsRelay, StreamSettings, hub_origin
 from adapters.settings import Settings
 from adapters.tokens import Authenticator, load_or_create_admin_token
@@ -23,6 +24,7 @@ from application.audit import AuditChainKeeper
 from application.deploy import Deployer, DeployTarget
 from application.follower import Follower
 from application.hub import Hub
+from application.ports import Lease
 from projections.base import ReadModels
 from projections.catalog import CatalogProjection, CatalogQueries
 from projections.releases import ReleaseProjection, ReleaseQueries
@@ -57,6 +59,15 @@ def build_view_store(settings: Settings) -> ViewStore:
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteViewStore(settings.data_dir / "views.sqlite")
+
+
+def build_lease(settings: Settings, follower: str) -> Lease:
+    """One process at a time runs each follower with outside effects."""
+    if settings.database_url is not None:
+        return PostgresAdvisoryLease(
+            settings.database_url, f"sdh:{settings.database_schema}:{follower}"
+        )
+    return FileLease(settings.data_dir / "locks" / f"{follower}.lock")
 
 
 @dataclass
@@ -100,7 +111,6 @@ class Runtime:
         if "deployer" in workers:
             self.deployer.start()
             self._deployer_started = True
-            self.deployer.reconcile()
             self.deploy_follower.start()
             self.followers.append(self.deploy_follower)
         if "relay" in workers and self.relay is not None and self.relay_follower is not None:
@@ -182,7 +192,12 @@ def build_runtime(settings: Settings) -> Runtime:
         admin_token_generated=generated,
         deployer=deployer,
         projector=Follower(hub, views, poll_interval=settings.poll_interval),
-        deploy_follower=Follower(hub, deployer, poll_interval=settings.poll_interval),
+        deploy_follower=Follower(
+            hub,
+            deployer,
+            poll_interval=settings.poll_interval,
+            lease=build_lease(settings, "deployer"),
+        ),
         chain=chain,
         chain_keeper=Follower(
             hub,
@@ -211,5 +226,6 @@ def build_runtime(settings: Settings) -> Runtime:
             batch_size=1000,
             poll_interval=settings.poll_interval,
             max_backoff=5.0,
+            lease=build_lease(settings, "relay"),
         )
     return runtime

@@ -90,6 +90,12 @@ class Deployer:
         self.checkpoint.save(events[-1].position)
         self._position = events[-1].position
 
+    def resume(self) -> None:
+        """Taking over (at start, or from another process): continue from the stored
+        checkpoint and pick up what was left queued or in progress."""
+        self._position = self.checkpoint.load()
+        self.reconcile()
+
     def reconcile(self) -> int:
         """Run at start: deployments left queued or in progress by a previous process."""
         ids = list(self.unfinished())

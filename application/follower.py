@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from application.hub import Hub
+from application.ports import Lease
 
 log = logging.getLogger("sdh.follower")
 
@@ -25,6 +26,12 @@ class EventHandler(Protocol):
     def handle(self, events: Sequence[Any]) -> None: ...
 
 
+class Resumable(Protocol):
+    def resume(self) -> None:
+        """Called when this process takes over the follower: reload the position another
+        process may have advanced, and pick up work it left unfinished."""
+
+
 class Follower:
     def __init__(
         self,
@@ -34,6 +41,7 @@ class Follower:
         poll_interval: float = 0.2,
         max_backoff: float = 30.0,
         reader: Callable[[int, int], Sequence[Any]] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.hub = hub
         # Decoded events by default; the audit chain reads events exactly as stored.
@@ -48,6 +56,10 @@ class Follower:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        # Followers with outside effects (deployer, relay) run in one process at a time;
+        # the others wait on standby and take over when the lease frees.
+        self.lease = lease
+        self.leading = lease is None
 
     def run_once(self) -> int:
         """Handles the next batch; returns how many events it handled."""
@@ -79,11 +91,30 @@ class Follower:
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.lease is not None:
+            self.lease.release()
+            self.leading = False
+
+    def _lead(self) -> bool:
+        """Whether this process may run the follower now (taking over if it can)."""
+        if self.lease is None:
+            return True
+        held = self.lease.acquire()
+        if held and not self.leading:
+            log.info("taking over", extra={"follower": self.handler.name})
+            resume = getattr(self.handler, "resume", None)
+            if resume is not None:
+                resume()
+        self.leading = held
+        return held
 
     def _run(self) -> None:
         backoff = self.poll_interval
         while not self._stopping.is_set():
             try:
+                if not self._lead():
+                    self._stopping.wait(max(1.0, self.poll_interval))
+                    continue
                 handled = self.run_once()
             except Exception as error:
                 # Never skip an event: log, back off, and try the same batch again.

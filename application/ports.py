@@ -21,3 +21,12 @@ class Checkpoint(Protocol):
     def load(self) -> int: ...
 
     def save(self, position: int) -> None: ...
+
+
+class Lease(Protocol):
+    """The right to run one follower, held by one process at a time."""
+
+    def acquire(self) -> bool:
+        """Takes the lease if free, or confirms it is still ours; never blocks."""
+
+    def release(self) -> None: ...

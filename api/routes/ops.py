@@ -35,6 +35,8 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
             "position": f.handler.position(),
             "lag": max(0, head - f.handler.position()),
             "error": f.last_error,
+            # False on standby: another process holds this follower's lease.
+            "leading": f.leading,
         }
         for f in runtime.followers
     }
