@@ -177,6 +177,7 @@ def build_runtime(settings: Settings) -> Runtime:
         unfinished=rollouts.unfinished,
         concurrency=settings.deploy_concurrency,
         pending_timeout=settings.webhook_timeout,
+        views_reach=lambda position: views.wait_for(position, 30.0),
     )
     runtime = Runtime(
         settings=settings,

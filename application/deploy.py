@@ -62,8 +62,12 @@ class Deployer:
         unfinished: Callable[[], Sequence[str]],
         concurrency: int = 16,
         pending_timeout: float = 600.0,
+        views_reach: Callable[[int], bool] | None = None,
     ) -> None:
         self.hub = hub
+        # Reconciliation reads unfinished deployments from the rollout view: it must
+        # include everything up to our checkpoint first (views may run in another process).
+        self.views_reach = views_reach
         self.checkpoint = checkpoint
         self.targets = targets
         self.unfinished = unfinished
@@ -94,6 +98,8 @@ class Deployer:
         """Taking over (at start, or from another process): continue from the stored
         checkpoint and pick up what was left queued or in progress."""
         self._position = self.checkpoint.load()
+        if self.views_reach is not None and not self.views_reach(self._position):
+            raise TimeoutError("the read models are behind the deployer; retrying")
         self.reconcile()
 
     def reconcile(self) -> int:
