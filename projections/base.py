@@ -26,6 +26,10 @@ class Projection:
     tables: ClassVar[Sequence[str]] = ()
     ddl: ClassVar[Sequence[str]] = ()
 
+    def begin_batch(self) -> None:
+        """Called before each batch's transaction (again if it is retried): forget
+        anything deferred by a batch that did not commit."""
+
     def end_batch(self, cur: Cursor) -> None:
         """Called once per batch, inside its transaction, after every event was applied:
         where a projection finishes work it deferred (e.g. derived statuses)."""
@@ -125,6 +129,8 @@ class ReadModels:
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
+        for projection in self.projections:
+            projection.begin_batch()
         with self.store.transaction() as cur:
             # Another process may follow too (sdh worker beside sdh serve): the tracking
             # row, locked here, says who got there first; the loser re-reads from it.

@@ -37,8 +37,45 @@ class RolloutProjection(Projection):
         "CREATE INDEX IF NOT EXISTS sdh_deployments_pending ON sdh_deployments (status)",
     )
 
+    # Deployment rows are written in bulk at the end of each batch (one executemany per
+    # statement, in event order): a 10,000-deployment rollout is tens of thousands of
+    # events, and one round trip each is what made PostgreSQL slow. Queued rows go first,
+    # then transitions, so a transition never precedes the row it updates; a transition of
+    # a deployment that a newer one replaced as "latest" simply matches no latest row.
+    _INSERT_DEPLOYMENT = (
+        "INSERT INTO sdh_deployments (deployment_id, rollout_id, track, semver, tenant_id,"
+        " installation_id, application, phase, stage, workflow, image, environments, status,"
+        " requested_by, requested_at, message, position)"
+        " SELECT %s, aggregate_id, track, semver, tenant_id, installation_id, %s, %s, %s, %s,"
+        " %s, %s, 'queued', %s, %s, '', %s FROM sdh_rollouts WHERE aggregate_id = %s"
+    )
+    _UPSERT_LATEST = (
+        "INSERT INTO sdh_rollout_apps (rollout_id, application, phase, deployment_id, status,"
+        " image, position, updated_at) VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s)"
+        " ON CONFLICT (rollout_id, application, phase) DO UPDATE SET"
+        " deployment_id = excluded.deployment_id, status = excluded.status,"
+        " image = excluded.image, position = excluded.position,"
+        " updated_at = excluded.updated_at"
+    )
+    _UPDATE_DEPLOYMENT = (
+        "UPDATE sdh_deployments SET status = %s, started_at = COALESCE(%s, started_at),"
+        " finished_at = COALESCE(%s, finished_at), message = COALESCE(%s, message)"
+        " WHERE deployment_id = %s"
+    )
+    _UPDATE_LATEST = (
+        "UPDATE sdh_rollout_apps SET status = %s, position = %s, updated_at = %s"
+        " WHERE deployment_id = %s"
+    )
+
     def __init__(self) -> None:
+        self.begin_batch()
+
+    def begin_batch(self) -> None:
         self._dirty: set[str] = set()
+        self._inserts: list[tuple[Any, ...]] = []
+        self._latest: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[Any, ...]] = []
+        self._latest_updates: list[tuple[Any, ...]] = []
 
     def on_RolloutStarted(self, cur: Cursor, e: RecordedEvent) -> None:
         d = e.data
@@ -65,12 +102,7 @@ class RolloutProjection(Projection):
 
     def on_DeploymentQueued(self, cur: Cursor, e: RecordedEvent) -> None:
         d, at = e.data, e.timestamp.isoformat()
-        cur.execute(
-            "INSERT INTO sdh_deployments (deployment_id, rollout_id, track, semver, tenant_id,"
-            " installation_id, application, phase, stage, workflow, image, environments, status,"
-            " requested_by, requested_at, message, position)"
-            " SELECT %s, aggregate_id, track, semver, tenant_id, installation_id, %s, %s, %s, %s,"
-            " %s, %s, 'queued', %s, %s, '', %s FROM sdh_rollouts WHERE aggregate_id = %s",
+        self._inserts.append(
             (
                 d["deployment_id"],
                 d["application"],
@@ -83,15 +115,9 @@ class RolloutProjection(Projection):
                 at,
                 e.position,
                 e.aggregate_id,
-            ),
+            )
         )
-        cur.execute(
-            "INSERT INTO sdh_rollout_apps (rollout_id, application, phase, deployment_id, status,"
-            " image, position, updated_at) VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s)"
-            " ON CONFLICT (rollout_id, application, phase) DO UPDATE SET"
-            " deployment_id = excluded.deployment_id, status = excluded.status,"
-            " image = excluded.image, position = excluded.position,"
-            " updated_at = excluded.updated_at",
+        self._latest.append(
             (
                 e.aggregate_id,
                 d["application"],
@@ -100,64 +126,74 @@ class RolloutProjection(Projection):
                 d["image"],
                 e.position,
                 at,
-            ),
+            )
         )
         self._dirty.add(e.aggregate_id)
 
-    def _transition(
-        self, cur: Cursor, e: RecordedEvent, status: str, column: str, message: str | None
-    ) -> None:
+    def _transition(self, e: RecordedEvent, status: str, finished: bool) -> None:
         at = e.timestamp.isoformat()
         dep_id = e.data["deployment_id"]
-        if message is None:
-            cur.execute(
-                f"UPDATE sdh_deployments SET status = %s, {column} = %s WHERE deployment_id = %s",
-                (status, at, dep_id),
+        self._updates.append(
+            (
+                status,
+                None if finished else at,
+                at if finished else None,
+                e.data.get("message") if finished else None,
+                dep_id,
             )
-        else:
-            cur.execute(
-                f"UPDATE sdh_deployments SET status = %s, {column} = %s, message = %s"
-                " WHERE deployment_id = %s",
-                (status, at, message, dep_id),
-            )
-        cur.execute(
-            "UPDATE sdh_rollout_apps SET status = %s, position = %s, updated_at = %s"
-            " WHERE deployment_id = %s",
-            (status, e.position, at, dep_id),
         )
+        self._latest_updates.append((status, e.position, at, dep_id))
         self._dirty.add(e.aggregate_id)
 
     def on_DeploymentStarted(self, cur: Cursor, e: RecordedEvent) -> None:
-        self._transition(cur, e, "in_progress", "started_at", None)
+        self._transition(e, "in_progress", finished=False)
 
     def on_DeploymentSucceeded(self, cur: Cursor, e: RecordedEvent) -> None:
-        self._transition(cur, e, "succeeded", "finished_at", e.data["message"])
+        self._transition(e, "succeeded", finished=True)
 
     def on_DeploymentFailed(self, cur: Cursor, e: RecordedEvent) -> None:
-        self._transition(cur, e, "failed", "finished_at", e.data["message"])
+        self._transition(e, "failed", finished=True)
 
     def end_batch(self, cur: Cursor) -> None:
-        # One status computation per rollout a batch touched, not one per event.
-        dirty, self._dirty = sorted(self._dirty), set()
-        for rollout_id in dirty:
-            cur.execute("SELECT plan FROM sdh_rollouts WHERE aggregate_id = %s", (rollout_id,))
-            row = cur.fetchone()
-            if row is None:
-                continue
-            plan: dict[str, int] = loads(row[0])
+        for sql, rows in (
+            (self._INSERT_DEPLOYMENT, self._inserts),
+            (self._UPSERT_LATEST, self._latest),
+            (self._UPDATE_DEPLOYMENT, self._updates),
+            (self._UPDATE_LATEST, self._latest_updates),
+        ):
+            if rows:
+                cur.executemany(sql, rows)
+        dirty = sorted(self._dirty)
+        self.begin_batch()
+        # One status computation per rollout the batch touched, not one per event.
+        for chunk in (dirty[i : i + 500] for i in range(0, len(dirty), 500)):
+            marks = ", ".join(["%s"] * len(chunk))
             cur.execute(
-                "SELECT application, phase, status, updated_at FROM sdh_rollout_apps"
-                " WHERE rollout_id = %s",
-                (rollout_id,),
+                f"SELECT aggregate_id, plan FROM sdh_rollouts WHERE aggregate_id IN ({marks})",
+                chunk,
             )
-            latest: dict[str, dict[str, str]] = {}
-            newest = ""
-            for application, phase, status, updated_at in cur.fetchall():
-                latest.setdefault(application, {})[phase] = status
-                newest = max(newest, updated_at)
+            plans: dict[str, dict[str, int]] = {rid: loads(plan) for rid, plan in cur.fetchall()}
             cur.execute(
-                "UPDATE sdh_rollouts SET status = %s, updated_at = %s WHERE aggregate_id = %s",
-                (installation_status(plan, latest).value, newest, rollout_id),
+                "SELECT rollout_id, application, phase, status, updated_at FROM sdh_rollout_apps"
+                f" WHERE rollout_id IN ({marks})",
+                chunk,
+            )
+            latest: dict[str, dict[str, dict[str, str]]] = {}
+            newest: dict[str, str] = {}
+            for rollout_id, application, phase, status, updated_at in cur.fetchall():
+                latest.setdefault(rollout_id, {}).setdefault(application, {})[phase] = status
+                newest[rollout_id] = max(newest.get(rollout_id, ""), updated_at)
+            cur.executemany(
+                "UPDATE sdh_rollouts SET status = %s, updated_at = COALESCE(%s, updated_at)"
+                " WHERE aggregate_id = %s",
+                [
+                    (
+                        installation_status(plan, latest.get(rid, {})).value,
+                        newest.get(rid),
+                        rid,
+                    )
+                    for rid, plan in plans.items()
+                ],
             )
 
 
