@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -14,6 +16,8 @@ from adapters.settings import Settings
 from api import problems
 from api.bootstrap import Runtime, build_runtime
 from api.routes import audit, catalog, ops, releases, rollout, tenants, tokens
+
+access = logging.getLogger("sdh.access")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,6 +95,9 @@ class RefuseNulInUrl:
 
 
 class CountRequests:
+    """Counts answers per method and status for /metrics, and logs one structured line
+    per request (the access log)."""
+
     def __init__(self, app: ASGIApp, counts: Counter[tuple[str, int]]) -> None:
         self.app = app
         self.counts = counts
@@ -99,13 +106,28 @@ class CountRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        status = 0
 
         async def counting_send(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                self.counts[(scope["method"], int(message["status"]))] += 1
+                status = int(message["status"])
+                self.counts[(scope["method"], status)] += 1
             await send(message)
 
-        await self.app(scope, receive, counting_send)
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            access.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
 
 
 def create_app(
