@@ -10,6 +10,8 @@ which is retried from a fresh load a few times before being reported.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -213,6 +215,8 @@ class Hub(Application[UUID]):
                 recordings = self.save(*aggregates)
             except IntegrityError:
                 log.info("conflict on save, retrying", extra={"attempt": attempt + 1})
+                # Jitter, so writers that collided do not collide again in lockstep.
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
                 continue
             return Outcome(position=recordings[-1].notification.id, changed=True)
         raise ConcurrentModificationError(
