@@ -7,10 +7,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from adapters.settings import Settings
 from api import problems
@@ -130,6 +133,38 @@ class CountRequests:
             )
 
 
+STATIC = Path(__file__).with_name("static")
+
+
+class SecurityHeaders:
+    """The dashboard runs only its own script, and no page sniffs content types."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        dashboard = scope["path"].startswith("/ui")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if dashboard:
+                    headers.append(
+                        (
+                            b"content-security-policy",
+                            b"default-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                        )
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(
     settings: Settings | None = None, runtime: Runtime | None = None, start_workers: bool = True
 ) -> FastAPI:
@@ -170,6 +205,13 @@ def create_app(
         ops.events,
     ):
         app.include_router(router, prefix="/api/v1")
+    app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(CountRequests, counts=app.state.request_counts)
