@@ -202,6 +202,7 @@ def create_app(
         rollout.router,
         audit.router,
         tokens.router,
+        tokens.me,
         ops.events,
     ):
         app.include_router(router, prefix="/api/v1")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import ManageTokens, RuntimeDep, settle
+from api.deps import ManageTokens, ReaderDep, RuntimeDep, settle
 from api.schemas import TokenIn
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -40,3 +40,12 @@ def revoke_token(name: str, runtime: RuntimeDep, who: ManageTokens) -> Response:
     outcome = runtime.hub.revoke_token(name, actor=who.name)
     settle(runtime, outcome.position)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+me = APIRouter(tags=["tokens"])
+
+
+@me.get("/me")
+def whoami(who: ReaderDep) -> dict[str, Any]:
+    """The calling token's name, role and tenant (what a client may show or offer)."""
+    return {"name": who.name, "role": who.role.value, "tenant_id": who.tenant_id}

@@ -5,15 +5,25 @@
 const API = "/api/v1";
 const main = document.getElementById("main");
 let refreshTimer = null;
+// What the user ticked survives the page's periodic refresh.
+const selected = { installations: new Set(), applications: new Set(), release: "" };
+let notice = null;
 
 function token() { return localStorage.getItem("sdh-token") || ""; }
 
-async function api(path) {
-  const response = await fetch(API + path, { headers: { Authorization: "Bearer " + token() } });
+async function api(path, method = "GET", payload = undefined) {
+  const headers = { Authorization: "Bearer " + token() };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(API + path, {
+    method, headers, body: payload === undefined ? undefined : JSON.stringify(payload),
+  });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const detail = body && body.detail ? body.detail : response.statusText;
-    throw new Error(`${response.status} ${body && body.code ? body.code + ": " : ""}${detail}`);
+    const refused = body && body.refused
+      ? " — " + body.refused.map((r) => `${r.installation_id}/${r.application}: ${r.reason}`).join(", ")
+      : "";
+    throw new Error(`${response.status} ${body && body.code ? body.code + ": " : ""}${detail}${refused}`);
   }
   return body;
 }
@@ -67,8 +77,70 @@ function requirements(release) {
           el("td", {}, app.instructions ? el("pre", {}, app.instructions) : ""))))));
 }
 
+let principal = null;
+async function whoami() {
+  if (principal === null || principal.token !== token()) {
+    principal = { ...(await api("/me")), token: token() };
+  }
+  return principal;
+}
+
+function actions(base, release, status) {
+  const act = (label, path, ask) => el("button", {
+    "data-action": path,
+    onclick: async () => {
+      const body = ask ? { reason: prompt(ask) || "" } : undefined;
+      if (ask && body.reason === "" && path === "/rescind") return;
+      await perform(() => api(base + path, "POST", body), `${label}: done`);
+    },
+  }, label);
+  const buttons = [];
+  if (status !== "rescinded") {
+    if (!release.locked) buttons.push(act("Lock requirements", "/lock"));
+    else if (status === "draft") buttons.push(act("Mark ready", "/ready"), act("Unlock to edit", "/unlock"));
+    if (["ready", "partially_released", "completely_released"].includes(status)) buttons.push(act("Hold", "/hold", "Why hold the release?"));
+    if (status === "on_hold") buttons.push(act("Resume", "/resume"));
+    buttons.push(act("Rescind", "/rescind", "Why rescind the release? (required)"));
+  }
+  return el("div", { class: "filters", id: "actions" }, buttons);
+}
+
+async function perform(call, success) {
+  try {
+    await call();
+    notice = el("p", { class: "notice", id: "notice" }, success);
+  } catch (error) {
+    notice = el("p", { class: "error", id: "notice" }, error.message);
+  }
+  route();
+}
+
+function deployForm(base, release) {
+  const apps = release.stages.flatMap((stage, index) => stage.map((app) =>
+    el("label", {}, el("input", {
+      type: "checkbox", "data-application": app.application,
+      ...(selected.applications.has(app.application) ? { checked: "" } : {}),
+      onchange: (e) => { e.target.checked ? selected.applications.add(app.application) : selected.applications.delete(app.application); },
+    }), ` ${app.application} (stage ${index + 1}) `)));
+  const phase = el("select", { id: "phase" }, ["deploy", "pre", "post"].map((p) => el("option", { value: p }, p)));
+  return el("div", { class: "stage", id: "deploy" },
+    el("strong", {}, "Deploy to the ticked installations: "), ...apps, phase, " ",
+    el("button", {
+      id: "deploy-button",
+      onclick: () => perform(() => api(base + "/deployments", "POST", {
+        installations: [...selected.installations], applications: [...selected.applications],
+        phase: document.getElementById("phase").value,
+      }), "Deployments requested"),
+    }, "Deploy"));
+}
+
 async function releasePage(track, version, filter) {
   const base = `/release-tracks/${enc(track)}/releases/${enc(version)}`;
+  if (selected.release !== base) {
+    selected.release = base;
+    selected.installations.clear();
+    selected.applications.clear();
+  }
   const [release, rollout, history] = await Promise.all([
     api(base),
     api(base + "/rollout" + (filter ? `?status=${enc(filter)}` : "")),
@@ -81,6 +153,11 @@ async function releasePage(track, version, filter) {
     }, status ? `${status.replaceAll("_", " ")} (${rollout.counts[status] || 0})` : `all (${rollout.total})`)));
   const installations = rollout.installations.map((inst) =>
     el("tr", { "data-installation": inst.installation_id },
+      el("td", {}, el("input", {
+        type: "checkbox", "aria-label": `select ${inst.installation_id}`,
+        ...(selected.installations.has(inst.installation_id) ? { checked: "" } : {}),
+        onchange: (e) => { e.target.checked ? selected.installations.add(inst.installation_id) : selected.installations.delete(inst.installation_id); },
+      })),
       el("td", {}, inst.tenant_id), el("td", {}, inst.installation_id), el("td", {}, badge(inst.status)),
       el("td", {}, inst.applications.map((app) =>
         el("div", {}, `stage ${app.stage ?? "?"} · ${app.application} `, badge(app.status),
@@ -89,13 +166,19 @@ async function releasePage(track, version, filter) {
     el("tr", {}, el("td", {}, when(d.requested_at)), el("td", {}, d.installation_id),
       el("td", {}, d.application), el("td", {}, d.phase), el("td", {}, badge(d.status)),
       el("td", {}, d.requested_by), el("td", {}, d.duration_seconds ?? ""), el("td", {}, d.message)));
+  const me = await whoami();
+  const manages = ["admin", "release-manager"].includes(me.role);
+  const deploys = manages || me.role === "deployer";
   show(
     el("h1", {}, `${track} ${release.version} `, badge(rollout.release_status)),
+    notice,
+    manages ? actions(base, release, rollout.release_status) : null,
     el("p", { class: "muted" }, release.name === release.version ? "" : release.name, " ", release.description,
       release.locked ? " · requirements locked" : " · requirements unlocked",
       release.hold_reason ? ` · on hold: ${release.hold_reason}` : ""),
     el("h2", {}, "Rollout status"), filters,
-    table(["Tenant", "Installation", "Status", "Applications"], installations, { id: "rollout" }),
+    table(["", "Tenant", "Installation", "Status", "Applications"], installations, { id: "rollout" }),
+    deploys ? deployForm(base, release) : null,
     el("h2", {}, "Requirements"), ...requirements(release),
     release.notes ? el("h2", {}, "Release notes") : null,
     release.notes ? el("pre", { id: "notes" }, release.notes) : null,
@@ -146,5 +229,5 @@ document.getElementById("logout").addEventListener("click", () => {
   show(el("p", { class: "muted" }, "Token forgotten."));
 });
 document.getElementById("logout").hidden = !token();
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => { notice = null; route(); });
 route();

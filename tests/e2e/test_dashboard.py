@@ -95,7 +95,7 @@ def _open(browser, server, token: str):
 
 def _status(page, installation: str) -> str:
     return page.get_attribute(
-        f'#rollout tr[data-installation="{installation}"] td:nth-child(3) .badge', "data-status"
+        f'#rollout tr[data-installation="{installation}"] td:nth-child(4) .badge', "data-status"
     )
 
 
@@ -158,3 +158,72 @@ def test_dashboard_explains_a_refused_token_when_it_is_unknown(browser, server):
     assert "401" in page.inner_text("#error")
     headers = page.request.get(server.url + "/ui/").headers
     assert "default-src 'self'" in headers["content-security-policy"]
+
+
+def test_release_manager_rolls_out_stage_by_stage_from_the_dashboard_when_ticking_boxes(
+    browser, server, api
+):
+    api.post("/environments", json={"name": "e1"}).raise_for_status()
+    api.post("/tenants", json={"tenant_id": "t1", "display_name": "T1"}).raise_for_status()
+    add_installation(api, "t1", "i1", ["e1"])
+    release = "/release-tracks/numero/releases/1.0.0"
+    api.post("/release-tracks", json={"name": "numero"}).raise_for_status()
+    api.post("/release-tracks/numero/releases", json={"version": "1.0.0"}).raise_for_status()
+    for app in ("api", "web"):
+        api.post("/applications", json={"name": app}).raise_for_status()
+        api.post(f"/applications/{app}/images", json={"workflow": "ci", "image": f"r/{app}:1"})
+        api.put(
+            f"/applications/{app}/pipelines/e1", json={"target": {"simulate": {"seconds": 0.2}}}
+        ).raise_for_status()
+    api.put(release + "/stages", json={"stages": [["api"], ["web"]]}).raise_for_status()
+    for app in ("api", "web"):
+        api.put(f"{release}/applications/{app}", json={"image": f"r/{app}:1"}).raise_for_status()
+    manager = api.post("/tokens", json={"name": "rm", "role": "release-manager"}).json()["token"]
+
+    page, errors = _open(browser, server, manager)
+    page.wait_for_selector("#tracks")
+    page.click("#tracks >> text=1.0.0")
+    page.wait_for_selector("#actions")
+    page.click('[data-action="/lock"]')
+    assert wait_until(lambda: page.locator('[data-action="/ready"]').count() == 1)
+    page.click('[data-action="/ready"]')
+    assert wait_until(lambda: "ready" in page.inner_text("h1"))
+
+    page.check('#rollout input[aria-label="select i1"]')
+    page.check('#deploy input[data-application="web"]')
+    page.click("#deploy-button")
+    assert wait_until(lambda: "stage_gate" in page.inner_text("#notice"))
+    assert "i1/web: stage_gate" in page.inner_text("#notice")
+
+    page.uncheck('#deploy input[data-application="web"]')
+    page.check('#deploy input[data-application="api"]')
+    page.click("#deploy-button")
+    assert wait_until(lambda: "Deployments requested" in page.inner_text("#notice"))
+    assert wait_until(lambda: "partially released" in page.inner_text("h1"), timeout=15)
+
+    # Ticks survive the page's refreshes: switch the application and deploy stage 2.
+    page.uncheck('#deploy input[data-application="api"]')
+    page.check('#deploy input[data-application="web"]')
+    page.click("#deploy-button")
+    assert wait_until(lambda: _status(page, "i1") == "completed", timeout=15)
+    assert wait_until(lambda: "completely released" in page.inner_text("h1"), timeout=10)
+
+    page.once("dialog", lambda dialog: dialog.accept("waiting for approval"))
+    page.click('[data-action="/hold"]')
+    assert wait_until(lambda: "on hold" in page.inner_text("h1"))
+    assert api.get(release).json()["hold_reason"] == "waiting for approval"
+    page.click('[data-action="/resume"]')
+    assert wait_until(lambda: "completely released" in page.inner_text("h1"))
+    assert errors == []
+
+
+def test_viewer_gets_no_actions_when_using_a_read_only_token(browser, server, api):
+    _prepare(api)
+    viewer = api.post("/tokens", json={"name": "v", "role": "viewer"}).json()["token"]
+    page, errors = _open(browser, server, viewer)
+    page.wait_for_selector("#tracks")
+    page.click("#tracks >> text=1.0.0")
+    page.wait_for_selector("#rollout")
+    assert page.locator("#actions").count() == 0
+    assert page.locator("#deploy").count() == 0
+    assert errors == []
