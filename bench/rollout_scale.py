@@ -11,6 +11,7 @@ measured in the same run.
 from __future__ import annotations
 
 import argparse
+import resource
 import sqlite3
 import tempfile
 import time
@@ -122,6 +123,7 @@ def run(backend: str, installations: int, apps: int) -> None:
         head_before = runtime.hub.last_position()
         expected = installations * apps
 
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         batch = runtime.hub.request_deployments(
             "bench", "1.0.0", ids, [f"app{a}" for a in range(apps)], "deploy", ACTOR
@@ -136,6 +138,9 @@ def run(backend: str, installations: int, apps: int) -> None:
                 raise SystemExit(f"{backend}: not finished after 30 min ({done} completed)")
             time.sleep(0.1)
         wall = time.perf_counter() - start
+        # Peak resident memory of this process (kB on Linux): its growth is what the
+        # rollout itself cost, on top of the platform set-up.
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         events = len(runtime.hub.read_events(head_before, 10 * expected))
         rollout = runtime.rollouts.rollout("bench", "1.0.0", limit=1)
         assert rollout is not None
@@ -154,7 +159,8 @@ def run(backend: str, installations: int, apps: int) -> None:
             f"accepted in {accepted:.2f} s (one save), all succeeded and views current in "
             f"{wall:.1f} s; {expected / wall:,.0f} deployments/s, {events / wall:,.0f} events/s "
             f"({events} events); raw batched insert {raw:,.0f} rows/s; "
-            f"sdh events/s = {events / wall / raw:.3f} x raw"
+            f"sdh events/s = {events / wall / raw:.3f} x raw; peak RSS {rss_after / 1024:.0f} MiB"
+            f" (+{(rss_after - rss_before) / 1024:.0f} MiB during the rollout)"
         )
     finally:
         runtime.close()
