@@ -117,12 +117,18 @@ class Follower:
                     continue
                 handled = self.run_once()
             except Exception as error:
-                # Never skip an event: log, back off, and try the same batch again.
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.exception(
-                    "follower failed; retrying",
-                    extra={"follower": self.handler.name, "position": self.handler.position()},
-                )
+                # Never skip an event: log, back off, and try the same batch again. The
+                # first failure of a streak gets the traceback; repeats (a dependency that
+                # stays down) get one line each.
+                described = f"{type(error).__name__}: {error}"
+                context = {"follower": self.handler.name, "position": self.handler.position()}
+                if self.last_error is None:
+                    log.exception("follower failed; retrying", extra=context)
+                else:
+                    log.warning(
+                        "follower still failing; retrying", extra=context | {"error": described}
+                    )
+                self.last_error = described
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
