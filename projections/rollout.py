@@ -408,14 +408,7 @@ class RolloutQueries:
                 " ORDER BY position DESC LIMIT %s OFFSET %s",
                 (*params, limit, offset),
             )
-            rows = list(rows_as_dicts(cur, self._HISTORY_COLUMNS))
-        for row in rows:
-            row["id"] = row.pop("deployment_id")
-            row["environments"] = loads(row["environments"])
-            row["duration_seconds"] = _duration(
-                row["started_at"] or row["requested_at"], row["finished_at"]
-            )
-        return rows
+            return [_deployment(row) for row in rows_as_dicts(cur, self._HISTORY_COLUMNS)]
 
     def deployment(self, deployment_id: str) -> dict[str, Any] | None:
         with self.store.reader() as cur:
@@ -424,13 +417,8 @@ class RolloutQueries:
                 " WHERE deployment_id = %s",
                 (deployment_id,),
             )
-            rows = list(rows_as_dicts(cur, self._HISTORY_COLUMNS))
-        if not rows:
-            return None
-        row = rows[0]
-        row["id"] = row.pop("deployment_id")
-        row["environments"] = loads(row["environments"])
-        return row
+            rows = [_deployment(row) for row in rows_as_dicts(cur, self._HISTORY_COLUMNS)]
+        return rows[0] if rows else None
 
     def unfinished(self) -> list[str]:
         """Deployments queued or in progress: what a restarted deployer reconciles."""
@@ -440,6 +428,16 @@ class RolloutQueries:
                 " 'in_progress') ORDER BY position"
             )
             return [str(r[0]) for r in cur.fetchall()]
+
+
+def _deployment(row: dict[str, Any]) -> dict[str, Any]:
+    """A deployment as the API shows it, in the history and on its own."""
+    row["id"] = row.pop("deployment_id")
+    row["environments"] = loads(row["environments"])
+    row["duration_seconds"] = _duration(
+        row["started_at"] or row["requested_at"], row["finished_at"]
+    )
+    return row
 
 
 def _duration(start: str | None, end: str | None) -> float | None:
