@@ -70,6 +70,10 @@ def build_lease(settings: Settings, follower: str) -> Lease:
     return FileLease(settings.data_dir / "locks" / f"{follower}.lock")
 
 
+# Every background worker of a process, as `sdh serve` and a plain `sdh worker` run them.
+ALL_WORKERS = frozenset({"projections", "deployer", "relay"})
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -95,9 +99,7 @@ class Runtime:
     relay: NatsRelay | None = None
     relay_follower: Follower | None = None
 
-    def start(
-        self, workers: frozenset[str] = frozenset({"projections", "deployer", "relay"})
-    ) -> None:
+    def start(self, workers: frozenset[str] = ALL_WORKERS) -> None:
         """Starts the background workers of this process (all of them by default;
         the relay only when NATS is configured)."""
         if "projections" in workers:

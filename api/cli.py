@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from api.bootstrap import build_runtime
+    from api.bootstrap import ALL_WORKERS, build_runtime
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -72,9 +72,7 @@ def worker(args: argparse.Namespace) -> int:
         print("sdh: the relay needs SDH_NATS_URL (e.g. nats://127.0.0.1:4222)", file=sys.stderr)
         return 2
     runtime = build_runtime(settings)
-    workers = (
-        frozenset({args.only}) if args.only else frozenset({"projections", "deployer", "relay"})
-    )
+    workers = frozenset({args.only}) if args.only else ALL_WORKERS
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

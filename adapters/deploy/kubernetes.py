@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import urllib3
 from kubernetes import config as kube_config
@@ -60,6 +60,7 @@ _DNS_LABEL_MAX = 63
 
 # A finished rollout or Job: its status and what to say about it.
 Outcome = tuple[Literal["succeeded", "failed"], str]
+_T = TypeVar("_T")
 
 
 class _StepError(Exception):
@@ -211,22 +212,37 @@ class KubernetesDeployTarget:
         return self._await_rollout(where)
 
     def _await_rollout(self, where: _Where) -> TargetResult:
+        return self._watch(
+            lambda: self._read_deployment(where),
+            rollout_outcome,
+            f"deployment {where.label}",
+            gone="was deleted during its rollout",
+            late=lambda d: (
+                f"did not finish its rollout within {self.timeout:g}s ({rollout_progress(d)})"
+            ),
+        )
+
+    def _watch(
+        self,
+        read: Callable[[], _T | None],
+        judge: Callable[[_T], Outcome | None],
+        label: str,
+        gone: str,
+        late: Callable[[_T], str],
+    ) -> TargetResult:
+        """Polls an object until ``judge`` has an outcome or the timeout passes."""
         deadline = time.monotonic() + self.timeout
         while True:
-            deployment = self._read_deployment(where)
-            if deployment is None:
-                raise _StepError(f"deployment {where.label} was deleted during its rollout")
-            outcome = rollout_outcome(deployment)
+            current = read()
+            if current is None:
+                raise _StepError(f"{label} {gone}")
+            outcome = judge(current)
             if outcome is not None:
                 status, message = outcome
-                return TargetResult(status, f"deployment {where.label} {message}")
+                return TargetResult(status, f"{label} {message}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return TargetResult(
-                    "failed",
-                    f"deployment {where.label} did not finish its rollout within "
-                    f"{self.timeout:g}s ({rollout_progress(deployment)})",
-                )
+                return TargetResult("failed", f"{label} {late(current)}")
             time.sleep(min(self.poll_interval, remaining))
 
     def _read_deployment(self, where: _Where) -> V1Deployment | None:
@@ -327,20 +343,13 @@ class KubernetesDeployTarget:
         log.info("job already exists; watching it", extra={"job": name})
 
     def _await_job(self, where: _Where, name: str) -> TargetResult:
-        label = f"job {where.namespace}/{name}"
-        deadline = time.monotonic() + self.timeout
-        while True:
-            job = self._read_job(where, name)
-            if job is None:
-                raise _StepError(f"{label} was deleted before it finished")
-            outcome = job_outcome(job)
-            if outcome is not None:
-                status, message = outcome
-                return TargetResult(status, f"{label} {message}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return TargetResult("failed", f"{label} did not finish within {self.timeout:g}s")
-            time.sleep(min(self.poll_interval, remaining))
+        return self._watch(
+            lambda: self._read_job(where, name),
+            job_outcome,
+            f"job {where.namespace}/{name}",
+            gone="was deleted before it finished",
+            late=lambda _: f"did not finish within {self.timeout:g}s",
+        )
 
     def _read_job(self, where: _Where, name: str) -> V1Job | None:
         with _api(f"reading job {where.namespace}/{name}"):
